@@ -1,0 +1,219 @@
+//! The tools agents call: each owns its OpenAI function-calling schema and its `execute`.
+
+mod file_operation;
+mod multi_code_executor;
+mod python_executor;
+mod shell_executor;
+mod validate;
+
+pub use validate::validate_args;
+
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::DockerBackend;
+use crate::model::{SandboxType, ToolResult, ToolsConfig};
+
+/// What a tool needs to act on one sandbox.
+pub struct ToolContext<'a> {
+    pub backend: &'a DockerBackend,
+    pub container_id: &'a str,
+    pub sandbox_id: &'a str,
+    /// The sandbox's working directory (`config.working_dir`).
+    pub working_dir: &'a str,
+    /// Cancelled when the caller goes away (Ctrl-C, a dropped HTTP request).
+    pub cancel: CancellationToken,
+}
+
+#[async_trait]
+pub trait Tool: Send + Sync {
+    /// The registration key, also the default name.
+    fn key(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// The JSON schema of the parameters: `{"type":"object","properties":…}`.
+    fn parameters(&self) -> Value;
+    /// Sandbox types the tool declares; usable where any of them is compatible.
+    fn sandbox_types(&self) -> &'static [SandboxType];
+    /// Runs one call. `args` were already validated against `parameters()`; `options` is the
+    /// tool's entry in `tools_config`.
+    async fn execute(
+        &self,
+        ctx: &ToolContext<'_>,
+        name: &str,
+        args: &Map<String, Value>,
+        options: &Map<String, Value>,
+    ) -> ToolResult;
+}
+
+/// Every tool this build knows, in ms-enclave's registration order.
+pub fn registry() -> &'static [&'static dyn Tool] {
+    &[
+        &file_operation::FileOperation,
+        &multi_code_executor::MultiCodeExecutor,
+        &python_executor::PythonExecutor,
+        &shell_executor::ShellExecutor,
+    ]
+}
+
+/// Names ms-enclave knows that this build does not run yet.
+const KNOWN_ELSEWHERE: &[(&str, &str)] = &[(
+    "notebook_executor",
+    "needs a docker_notebook sandbox, which enclave does not support yet",
+)];
+
+pub fn find(key: &str) -> Option<&'static dyn Tool> {
+    registry().iter().copied().find(|t| t.key() == key)
+}
+
+/// ms-enclave's compatibility: a docker_notebook sandbox can also run docker tools.
+fn usable_in(tool: &dyn Tool, sandbox: SandboxType) -> bool {
+    let compatible: &[SandboxType] = match sandbox {
+        SandboxType::Docker => &[SandboxType::Docker],
+        SandboxType::DockerNotebook => &[SandboxType::DockerNotebook, SandboxType::Docker],
+    };
+    tool.sandbox_types().iter().any(|t| compatible.contains(t))
+}
+
+/// One tool enabled in one sandbox, with its `tools_config` overrides applied.
+#[derive(Clone)]
+pub struct EnabledTool {
+    pub tool: &'static dyn Tool,
+    pub name: String,
+    pub description: String,
+    pub options: Map<String, Value>,
+}
+
+impl EnabledTool {
+    /// `{"type":"function","function":{"name","description","parameters"}}`.
+    pub fn schema(&self) -> Value {
+        json!({
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.tool.parameters(),
+            }
+        })
+    }
+}
+
+/// The tools a sandbox has, by (possibly renamed) tool name.
+#[derive(Clone, Default)]
+pub struct ToolSet {
+    tools: IndexMap<String, EnabledTool>,
+}
+
+impl ToolSet {
+    /// Applies `tools_config` (reference §3.1). Unknown or incompatible tools are refused here,
+    /// at create time, rather than silently skipped.
+    pub fn from_config(config: &ToolsConfig, sandbox: SandboxType) -> Result<Self, String> {
+        let mut tools = IndexMap::new();
+        for (key, options) in &config.0 {
+            let Some(tool) = find(key) else {
+                return Err(unknown_tool_message(key));
+            };
+            if !usable_in(tool, sandbox) {
+                return Err(format!(
+                    "tool `{key}` cannot run in a `{}` sandbox",
+                    sandbox.as_str()
+                ));
+            }
+            if options.get("enabled") == Some(&Value::Bool(false)) {
+                continue;
+            }
+            let name = string_option(options, "name")?.unwrap_or(key).to_string();
+            let description = string_option(options, "description")?
+                .unwrap_or(tool.description())
+                .to_string();
+            if tools.contains_key(&name) {
+                return Err(format!("two tools are named `{name}`"));
+            }
+            tools.insert(
+                name.clone(),
+                EnabledTool {
+                    tool,
+                    name,
+                    description,
+                    options: options.clone(),
+                },
+            );
+        }
+        Ok(ToolSet { tools })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&EnabledTool> {
+        self.tools.get(name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.tools.keys().cloned().collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &EnabledTool> {
+        self.tools.values()
+    }
+
+    pub fn schemas(&self) -> IndexMap<String, Value> {
+        self.tools
+            .iter()
+            .map(|(name, t)| (name.clone(), t.schema()))
+            .collect()
+    }
+}
+
+fn string_option<'a>(
+    options: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, String> {
+    match options.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s)),
+        Some(other) => Err(format!(
+            "tools_config option `{key}` must be a non-empty string, got {other}"
+        )),
+    }
+}
+
+pub fn unknown_tool_message(key: &str) -> String {
+    if let Some((_, why)) = KNOWN_ELSEWHERE.iter().find(|(k, _)| *k == key) {
+        return format!("tool `{key}` {why}");
+    }
+    let known: Vec<_> = registry().iter().map(|t| t.key()).collect();
+    format!("unknown tool `{key}`; known tools: {}", known.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> ToolsConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn unknown_and_incompatible_tools_are_refused() {
+        let e = ToolSet::from_config(&config(r#"["bogus"]"#), SandboxType::Docker).unwrap_err();
+        assert!(
+            e.contains("unknown tool `bogus`") && e.contains("python_executor"),
+            "{e}"
+        );
+        let e = ToolSet::from_config(&config(r#"["notebook_executor"]"#), SandboxType::Docker)
+            .unwrap_err();
+        assert!(e.contains("docker_notebook"), "{e}");
+    }
+
+    #[test]
+    fn overrides_rename_describe_and_disable() {
+        let set = ToolSet::from_config(
+            &config(r#"{"python_executor":{"name":"py","description":"d"},"shell_executor":{"enabled":false}}"#),
+            SandboxType::Docker,
+        )
+        .unwrap();
+        assert_eq!(set.names(), ["py"]);
+        let schema = set.get("py").unwrap().schema();
+        assert_eq!(schema["function"]["name"], "py");
+        assert_eq!(schema["function"]["description"], "d");
+    }
+}
