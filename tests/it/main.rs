@@ -1,0 +1,7 @@
+//! Integration tests: the real `enclave` binary against a real Docker engine.
+//!
+//! `./scripts/test.sh` makes sure an engine answers and the test image exists. Tests that need
+//! Docker fail loudly without it; they never pass by returning early.
+
+mod common;
+mod lifecycle;
