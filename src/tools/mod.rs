@@ -105,6 +105,12 @@ pub struct ToolSet {
     tools: IndexMap<String, EnabledTool>,
 }
 
+impl std::fmt::Debug for ToolSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.tools.keys()).finish()
+    }
+}
+
 impl ToolSet {
     /// Applies `tools_config` (reference §3.1). Unknown or incompatible tools are refused here,
     /// at create time, rather than silently skipped.
