@@ -12,7 +12,7 @@ pub struct RmArgs {
     /// Sandbox ids (unique prefixes are enough)
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub ids: Vec<String>,
-    /// Remove every sandbox
+    /// Remove every sandbox in your state file (others listed by `ls` are removed by id)
     #[arg(long)]
     pub all: bool,
 }
@@ -20,7 +20,13 @@ pub struct RmArgs {
 pub async fn run(args: RmArgs, ctx: &Ctx) -> Result<u8> {
     let manager = ctx.manager().await?;
     let targets = if args.all {
-        manager.list().await?.into_iter().map(|s| s.id).collect()
+        manager
+            .list()
+            .await?
+            .into_iter()
+            .filter(|s| s.tracked)
+            .map(|s| s.id)
+            .collect()
     } else {
         args.ids
     };
