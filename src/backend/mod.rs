@@ -48,6 +48,18 @@ impl DockerBackend {
     }
 }
 
+impl DockerBackend {
+    pub fn address(&self) -> String {
+        engine_address()
+    }
+
+    /// The API version agreed with the engine.
+    pub fn api_version(&self) -> String {
+        let v = self.docker.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
+    }
+}
+
 fn engine_address() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }

@@ -15,15 +15,12 @@ use crate::output::{PullProgress, Spinner};
 pub struct CreateArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
-    /// Sandbox type
-    #[arg(long = "type", value_enum, default_value_t = SandboxType::Docker)]
-    pub sandbox_type: SandboxType,
 }
 
 pub async fn run(args: CreateArgs, ctx: &Ctx) -> Result<u8> {
     let config = args.sandbox.to_config()?;
     let manager = ctx.manager().await?;
-    let info = create_sandbox(&manager, args.sandbox_type, config, ctx, true).await?;
+    let info = create_sandbox(&manager, SandboxType::Docker, config, ctx, true).await?;
     if ctx.output.json {
         ctx.output.json(&info)?;
     } else {
@@ -40,12 +37,6 @@ pub async fn create_sandbox(
     ctx: &Ctx,
     announce: bool,
 ) -> Result<SandboxInfo> {
-    if sandbox_type == SandboxType::DockerNotebook {
-        return Err(crate::error::Error::InvalidConfig(
-            "docker_notebook sandboxes are not supported yet; use --type docker".into(),
-        )
-        .into());
-    }
     let started = Instant::now();
     let image = config.image.clone();
     let request = CreateRequest {

@@ -37,19 +37,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Print results as JSON on stdout (errors too)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// When to use colours
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
     /// Print only ids or data; no notes on stderr
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
     /// Say more about what happens
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
 }
 
@@ -84,6 +86,14 @@ impl Ctx {
     pub async fn manager(&self) -> Result<LocalManager> {
         let state = StateStore::from_env()?;
         let backend = DockerBackend::connect().await?;
+        if self.output.verbose {
+            self.output.note(&format!(
+                "engine: {} (API {}); state: {}",
+                backend.address(),
+                backend.api_version(),
+                state.path().display()
+            ));
+        }
         Ok(LocalManager::new(backend, state))
     }
 }

@@ -98,6 +98,9 @@ impl Output {
         for row in rows {
             table.add_row(row);
         }
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
         for line in table.to_string().lines() {
             writeln!(io::stdout().lock(), "{}", line.trim_end())?;
         }

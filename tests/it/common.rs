@@ -86,7 +86,12 @@ impl TestEnv {
 
     /// Ids of the containers (running or not) this test created, from Docker itself.
     pub fn containers(&self) -> Vec<String> {
-        docker_ids(&["ps", "-aq", "--filter", &format!("label={LABEL_KEY}={}", self.run_label)])
+        docker_ids(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={LABEL_KEY}={}", self.run_label),
+        ])
     }
 }
 
@@ -94,18 +99,28 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let ids = self.containers();
         if !ids.is_empty() {
-            let _ = StdCommand::new("docker").args(["rm", "-fv"]).args(&ids).output();
+            let _ = StdCommand::new("docker")
+                .args(["rm", "-fv"])
+                .args(&ids)
+                .output();
         }
     }
 }
 
 pub fn docker(args: &[&str]) -> Output {
-    StdCommand::new("docker").args(args).output().expect("run docker")
+    StdCommand::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
 }
 
 pub fn docker_ids(args: &[&str]) -> Vec<String> {
     let out = docker(args);
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.trim().to_string())

@@ -3,5 +3,6 @@
 //! `./scripts/test.sh` makes sure an engine answers and the test image exists. Tests that need
 //! Docker fail loudly without it; they never pass by returning early.
 
+mod cli;
 mod common;
 mod lifecycle;

@@ -1,0 +1,160 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_enclave_global_optspecs
+    string join \n json color= q/quiet v/verbose h/help V/version
+end
+
+function __fish_enclave_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_enclave_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_enclave_using_subcommand
+    set -l cmd (__fish_enclave_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c enclave -n "__fish_enclave_needs_command" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_needs_command" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_needs_command" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_needs_command" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_needs_command" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_needs_command" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "create" -d 'Create a sandbox and print its id'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "ls" -d 'List sandboxes'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "ps" -d 'List sandboxes'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "remove" -d 'Remove sandboxes (their containers are killed at once)'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l image -d 'Image to run [default: python:3.11-slim]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l tool -d 'Enable a tool (repeatable), e.g. python_executor' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l memory -d 'Memory limit, e.g. 512m or 2g (0 = unlimited) [default: 4g]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l cpus -d 'CPU limit in cores, e.g. 1.5 [default: 2]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -s e -l env -d 'Environment variable (repeatable); KEY alone copies it from here' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l volume -d 'Bind mount a host path (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -s p -l port -d 'Publish a port; binds 127.0.0.1 unless an address is given (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -s w -l workdir -d 'Working directory in the sandbox [default: /sandbox]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l runtime -d 'OCI runtime, e.g. runsc' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l label -d 'Container label (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l pids-limit -d 'Maximum number of processes (0 = unlimited) [default: 1024]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l config -d 'An ms-enclave sandbox config (JSON file, or - for stdin); flags override it' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l no-network -d 'No network at all'
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand create" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand create" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand create" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand create" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -s t -l timeout -d 'Kill the command and everything it started after this many seconds (exit 124)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -s e -l env -d 'Environment variable for the command (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -s w -l workdir -d 'Working directory for the command' -r
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -s i -l interactive -d 'Forward stdin even when it is a terminal (it is forwarded whenever it is piped)'
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l image -d 'Image to run [default: python:3.11-slim]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l tool -d 'Enable a tool (repeatable), e.g. python_executor' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l memory -d 'Memory limit, e.g. 512m or 2g (0 = unlimited) [default: 4g]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l cpus -d 'CPU limit in cores, e.g. 1.5 [default: 2]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s e -l env -d 'Environment variable (repeatable); KEY alone copies it from here' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l volume -d 'Bind mount a host path (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s p -l port -d 'Publish a port; binds 127.0.0.1 unless an address is given (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s w -l workdir -d 'Working directory in the sandbox [default: /sandbox]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l runtime -d 'OCI runtime, e.g. runsc' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l label -d 'Container label (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l pids-limit -d 'Maximum number of processes (0 = unlimited) [default: 1024]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l config -d 'An ms-enclave sandbox config (JSON file, or - for stdin); flags override it' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s t -l timeout -d 'Kill the command and everything it started after this many seconds (exit 124)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l no-network -d 'No network at all'
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s i -l interactive -d 'Forward stdin even when it is a terminal'
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand run" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l all -d 'Remove every sandbox in your state file (others listed by `ls` are removed by id)'
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l all -d 'Remove every sandbox in your state file (others listed by `ls` are removed by id)'
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run rm completions help" -f -a "create" -d 'Create a sandbox and print its id'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run rm completions help" -f -a "ls" -d 'List sandboxes'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run rm completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run rm completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run rm completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run rm completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run rm completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run rm completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
