@@ -6,7 +6,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::Map;
 
 use crate::error::Error;
 use crate::model::{parse_memory_limit, DockerSandboxConfig, PortSpec, VolumeSpec};
@@ -75,11 +74,7 @@ impl SandboxArgs {
             config.image = image.clone();
         }
         for tool in &self.tools {
-            config
-                .tools_config
-                .0
-                .entry(tool.clone())
-                .or_insert_with(Map::new);
+            config.tools_config.0.entry(tool.clone()).or_default();
         }
         if let Some(memory) = &self.memory {
             parse_memory_limit(memory)?;

@@ -182,7 +182,7 @@ impl DockerSandboxConfig {
     /// The checks ms-enclave makes, plus the ones a Docker create would fail on later.
     pub fn validate(&self) -> Result<(), String> {
         parse_memory_limit(&self.memory_limit)?;
-        if !(self.cpu_limit > 0.0) || !self.cpu_limit.is_finite() {
+        if self.cpu_limit.is_nan() || self.cpu_limit <= 0.0 || !self.cpu_limit.is_finite() {
             return Err(format!(
                 "cpu_limit must be greater than 0, got {}",
                 self.cpu_limit
