@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 };
 use chrono::{DateTime, Utc};
 
-use super::{engine_error, label_filter, status_code, DockerBackend};
+use super::{engine_error, label_filter, status_code, DockerBackend, ImageDefaults};
 use crate::error::Error;
 use crate::model::{Command, DockerSandboxConfig, SandboxType};
 
@@ -32,6 +32,16 @@ pub struct CreateSpec<'a> {
     pub created: DateTime<Utc>,
     /// Extra labels, e.g. to let tests find what they created.
     pub extra_labels: &'a [(String, String)],
+    pub workload: Workload,
+}
+
+/// What the container's main process is.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// The image's command on an open TTY, kept waiting; commands run as execs.
+    KeepAlive,
+    /// One command as the main process (ephemeral `run`); the container ends with it.
+    Command { argv: Vec<String>, stdin: bool },
 }
 
 /// A container that carries our labels, as the engine reports it.
@@ -50,9 +60,12 @@ pub struct ContainerRecord {
 
 impl DockerBackend {
     /// Creates (not starts) the container; returns its id.
-    pub async fn create_container(&self, spec: &CreateSpec<'_>) -> Result<String> {
-        let image = self.image_defaults(&spec.config.image).await?;
-        let body = container_body(spec, &image);
+    pub async fn create_container(
+        &self,
+        spec: &CreateSpec<'_>,
+        image: &ImageDefaults,
+    ) -> Result<String> {
+        let body = container_body(spec, image);
         let options = CreateContainerOptions {
             name: Some(container_name(spec.id)),
             platform: spec.config.platform.clone().unwrap_or_default(),
@@ -181,12 +194,6 @@ fn record_from_summary(s: ContainerSummary) -> Option<ContainerRecord> {
     })
 }
 
-/// What the image itself provides, which decides our fallbacks.
-pub(super) struct ImageDefaults {
-    pub has_command: bool,
-    pub has_path: bool,
-}
-
 fn labels(spec: &CreateSpec<'_>) -> HashMap<String, String> {
     let mut labels: HashMap<String, String> = spec
         .config
@@ -213,27 +220,43 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> ContainerCrea
     if !image.has_path && !config.env_vars.contains_key("PATH") {
         env.push(DEFAULT_PATH.into());
     }
-    let cmd = match &config.command {
-        Some(Command::Argv(argv)) => Some(argv.clone()),
-        Some(Command::Text(text)) => Some(text.split_whitespace().map(String::from).collect()),
-        None if !image.has_command => Some(vec!["/bin/sh".into()]),
-        None => None,
-    };
     let port_bindings = port_bindings(config);
-    ContainerCreateBody {
+    let mut body = ContainerCreateBody {
         image: Some(config.image.clone()),
-        cmd,
         env: Some(env),
         working_dir: Some(config.working_dir.clone()),
         labels: Some(labels(spec)),
-        // An open TTY keeps the image's shell or REPL waiting: the container stays up with
-        // whatever command the image has, as in ms-enclave.
-        tty: Some(true),
-        open_stdin: Some(true),
         exposed_ports: Some(port_bindings.keys().cloned().collect()),
         host_config: Some(host_config(config, port_bindings)),
         ..Default::default()
+    };
+    match &spec.workload {
+        Workload::KeepAlive => {
+            body.cmd = match &config.command {
+                Some(Command::Argv(argv)) => Some(argv.clone()),
+                Some(Command::Text(text)) => {
+                    Some(text.split_whitespace().map(String::from).collect())
+                }
+                None if !image.has_command => Some(vec!["/bin/sh".into()]),
+                None => None,
+            };
+            // An open TTY keeps the image's shell or REPL waiting: the container stays up
+            // with whatever command the image has, as in ms-enclave.
+            body.tty = Some(true);
+            body.open_stdin = Some(true);
+        }
+        Workload::Command { argv, stdin } => {
+            // The command itself, as an exec would run it: the image's entrypoint is bypassed.
+            body.entrypoint = Some(argv[..1].to_vec());
+            body.cmd = Some(argv[1..].to_vec());
+            body.open_stdin = Some(*stdin);
+            body.stdin_once = Some(*stdin);
+            body.attach_stdin = Some(*stdin);
+            body.attach_stdout = Some(true);
+            body.attach_stderr = Some(true);
+        }
     }
+    body
 }
 
 fn port_bindings(config: &DockerSandboxConfig) -> HashMap<String, Option<Vec<PortBinding>>> {

@@ -230,12 +230,12 @@ impl DockerBackend {
     }
 }
 
-type OutputStream =
+pub(super) type OutputStream =
     std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
 /// Copies output to the sink until the stream ends (`None`), the deadline passes or the token is
 /// cancelled.
-async fn pump_output(
+pub(super) async fn pump_output(
     output: &mut OutputStream,
     sink: &mut dyn OutputSink,
     deadline: Option<tokio::time::Instant>,
@@ -263,7 +263,7 @@ async fn pump_output(
 }
 
 /// Keeps what the killed command had already written, without waiting on a wedged stream.
-async fn drain(output: &mut OutputStream, sink: &mut dyn OutputSink) {
+pub(super) async fn drain(output: &mut OutputStream, sink: &mut dyn OutputSink) {
     let rest = async {
         while let Some(Ok(chunk)) = output.next().await {
             forward(chunk, sink);

@@ -4,8 +4,7 @@ use anyhow::Result;
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
 
-use super::container::ImageDefaults;
-use super::{engine_error, status_code, DockerBackend};
+use super::{engine_error, status_code, DockerBackend, ImageDefaults};
 use crate::error::Error;
 
 /// Receives pull progress; `output/` renders it (or not, when stderr is no terminal).
@@ -23,16 +22,23 @@ impl DockerBackend {
         image: &str,
         platform: Option<&str>,
         observer: &dyn PullObserver,
-    ) -> Result<()> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
-            Err(e) if status_code(&e) == Some(404) => {}
-            Err(e) => return Err(engine_error(e)),
+    ) -> Result<ImageDefaults> {
+        match self.image_defaults(image).await {
+            Ok(Some(defaults)) => return Ok(defaults),
+            Ok(None) => {}
+            Err(e) => return Err(e),
         }
         observer.started(image);
-        let result = self.pull(image, platform, observer).await;
+        let pulled = self.pull(image, platform, observer).await;
         observer.finished();
-        result
+        pulled?;
+        self.image_defaults(image).await?.ok_or_else(|| {
+            Error::ImageUnavailable {
+                image: image.to_string(),
+                detail: "the pull finished but the engine does not list the image".into(),
+            }
+            .into()
+        })
     }
 
     async fn pull(
@@ -73,22 +79,23 @@ impl DockerBackend {
         Ok(())
     }
 
-    pub(super) async fn image_defaults(&self, image: &str) -> Result<ImageDefaults> {
-        let inspect = self
-            .docker
-            .inspect_image(image)
-            .await
-            .map_err(engine_error)?;
+    /// What the image provides, or `None` when the engine does not have it.
+    async fn image_defaults(&self, image: &str) -> Result<Option<ImageDefaults>> {
+        let inspect = match self.docker.inspect_image(image).await {
+            Ok(inspect) => inspect,
+            Err(e) if status_code(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(engine_error(e)),
+        };
         let config = inspect.config.unwrap_or_default();
         let has = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
-        Ok(ImageDefaults {
+        Ok(Some(ImageDefaults {
             has_command: has(&config.cmd) || has(&config.entrypoint),
             has_path: config
                 .env
                 .unwrap_or_default()
                 .iter()
                 .any(|e| e.starts_with("PATH=")),
-        })
+        }))
     }
 }
 

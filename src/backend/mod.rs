@@ -5,6 +5,7 @@ mod archive;
 mod container;
 mod exec;
 mod image;
+mod run;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,10 +16,18 @@ use bollard::Docker;
 use crate::error::Error;
 
 pub use container::{
-    ContainerRecord, CreateSpec, LABEL_CONFIG, LABEL_CREATED, LABEL_ID, LABEL_TOOLS, LABEL_TYPE,
+    ContainerRecord, CreateSpec, Workload, LABEL_CONFIG, LABEL_CREATED, LABEL_ID, LABEL_TOOLS,
+    LABEL_TYPE,
 };
 pub use exec::{ExecEnd, ExecOutcome, ExecSpec, OutputSink};
 pub use image::PullObserver;
+
+/// What an image provides itself, which decides our fallbacks.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageDefaults {
+    pub has_command: bool,
+    pub has_path: bool,
+}
 
 /// How long a single non-streaming engine request may take before we call the engine wedged.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -30,7 +39,7 @@ pub struct DockerBackend {
 }
 
 impl DockerBackend {
-    /// Connects (honouring `DOCKER_HOST`), agrees on an API version and pings once.
+    /// Connects (honouring `DOCKER_HOST`) and agrees on an API version.
     pub async fn connect() -> Result<Self> {
         let unavailable = |e: &dyn std::fmt::Display| Error::DockerUnavailable {
             detail: format!("{}: {e}", engine_address()),
@@ -38,12 +47,12 @@ impl DockerBackend {
         let docker = Docker::connect_with_defaults()
             .map_err(|e| unavailable(&e))?
             .with_timeout(REQUEST_TIMEOUT);
-        // Debian's engine speaks API 1.41; bollard defaults to a newer one.
+        // Agreeing on a version is our ping: one round trip proves the engine answers, and
+        // Debian's engine speaks API 1.41 where bollard defaults to a newer one.
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| unavailable(&"no answer within 10 s"))?
             .map_err(|e| unavailable(&e))?;
-        docker.ping().await.map_err(|e| unavailable(&e))?;
         Ok(DockerBackend { docker })
     }
 }

@@ -128,7 +128,7 @@ pub async fn run_in(
     exit_status(outcome, timeout, ctx)
 }
 
-fn exit_status(outcome: ExecOutcome, timeout: Option<Duration>, ctx: &Ctx) -> Result<u8> {
+pub fn exit_status(outcome: ExecOutcome, timeout: Option<Duration>, ctx: &Ctx) -> Result<u8> {
     match outcome.end {
         ExecEnd::Exited(Some(code)) => Ok((code & 0xff) as u8),
         ExecEnd::Exited(None) => bail!(Error::Engine(
@@ -146,7 +146,7 @@ fn exit_status(outcome: ExecOutcome, timeout: Option<Duration>, ctx: &Ctx) -> Re
 }
 
 /// The command's own bytes, untouched, to our stdout and stderr as they arrive.
-struct Passthrough;
+pub struct Passthrough;
 
 impl OutputSink for Passthrough {
     fn stdout(&mut self, data: &[u8]) {

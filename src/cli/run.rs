@@ -3,11 +3,12 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::exec::{run_in, CommandLine};
+use super::exec::{exit_status, CommandLine, Passthrough};
 use super::sandbox_args::SandboxArgs;
-use super::{create, Ctx};
-use crate::manager::Manager;
+use super::Ctx;
+use crate::manager::{CreateRequest, Manager};
 use crate::model::SandboxType;
+use crate::output::PullProgress;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -38,10 +39,15 @@ pub async fn run(args: RunArgs, ctx: &Ctx) -> Result<u8> {
         args.interactive,
     )?;
     let manager = ctx.manager().await?;
-    let info = create::create_sandbox(&manager, SandboxType::Docker, config, ctx, false).await?;
-    let result = run_in(&manager, &info.id, command, ctx).await;
-    let removed = manager.remove(&info.id).await;
-    let code = result?;
-    removed?;
-    Ok(code)
+    let request = CreateRequest {
+        sandbox_type: SandboxType::Docker,
+        config,
+        extra_labels: Vec::new(),
+    };
+    let timeout = command.timeout;
+    let progress = PullProgress::new(&ctx.output);
+    let outcome = manager
+        .run(request, command.spec(ctx), &progress, &mut Passthrough)
+        .await?;
+    exit_status(outcome, timeout, ctx)
 }

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CreateRequest, Manager, Removal, Removed, SandboxSummary};
 use crate::backend::{
-    ContainerRecord, CreateSpec, DockerBackend, ExecOutcome, ExecSpec, OutputSink, PullObserver,
+    ContainerRecord, CreateSpec, DockerBackend, ExecOutcome, ExecSpec, ImageDefaults, OutputSink,
+    PullObserver, Workload,
 };
 use crate::error::Error;
 use crate::model::{new_sandbox_id, SandboxInfo, SandboxStatus, SandboxType, ToolResult};
@@ -212,6 +213,7 @@ impl LocalManager {
         id: &str,
         request: &CreateRequest,
         tools: &ToolSet,
+        image: &ImageDefaults,
         cancel: &CancellationToken,
     ) -> Result<SandboxInfo> {
         let created = Utc::now();
@@ -223,8 +225,9 @@ impl LocalManager {
             tools: &tool_names,
             created,
             extra_labels: &request.extra_labels,
+            workload: Workload::KeepAlive,
         };
-        let container_id = self.backend.create_container(&spec).await?;
+        let container_id = self.backend.create_container(&spec, image).await?;
         let started = async {
             if cancel.is_cancelled() {
                 return Err(Error::Interrupted.into());
@@ -287,12 +290,53 @@ impl Manager for LocalManager {
             request.config.platform.as_deref(),
             progress,
         );
-        tokio::select! {
+        let image = tokio::select! {
             pulled = pull => pulled?,
             () = cancel.cancelled() => return Err(Error::Interrupted.into()),
-        }
+        };
         let id = new_sandbox_id();
-        self.create_container(&id, &request, &tools, cancel).await
+        self.create_container(&id, &request, &tools, &image, cancel)
+            .await
+    }
+
+    /// The command is the container's main process; nothing goes to the state file, and the
+    /// container's labels still identify it should this process die mid-run.
+    async fn run(
+        &self,
+        request: CreateRequest,
+        spec: ExecSpec,
+        progress: &dyn PullObserver,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutcome> {
+        request.config.validate().map_err(Error::InvalidConfig)?;
+        let tools = ToolSet::from_config(&request.config.tools_config, request.sandbox_type)
+            .map_err(Error::InvalidConfig)?;
+        let pull = self.backend.ensure_image(
+            &request.config.image,
+            request.config.platform.as_deref(),
+            progress,
+        );
+        let image = tokio::select! {
+            pulled = pull => pulled?,
+            () = spec.cancel.cancelled() => return Err(Error::Interrupted.into()),
+        };
+        let id = new_sandbox_id();
+        let tool_names = tools.names();
+        let create = CreateSpec {
+            id: &id,
+            sandbox_type: request.sandbox_type,
+            config: &request.config,
+            tools: &tool_names,
+            created: Utc::now(),
+            extra_labels: &request.extra_labels,
+            workload: Workload::Command {
+                argv: spec.argv.clone(),
+                stdin: spec.stdin.is_some(),
+            },
+        };
+        self.backend
+            .run_container(&create, &image, spec, sink)
+            .await
     }
 
     async fn list(&self) -> Result<Vec<SandboxSummary>> {

@@ -87,6 +87,24 @@ pub trait Manager: Send + Sync {
 
     async fn remove(&self, id: &str) -> Result<Removed>;
 
+    /// Runs one command in a fresh sandbox that is removed afterwards (`enclave run`).
+    /// Cancelling kills the command and removes the sandbox.
+    async fn run(
+        &self,
+        request: CreateRequest,
+        spec: ExecSpec,
+        progress: &dyn PullObserver,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutcome> {
+        let cancel = spec.cancel.clone();
+        let info = self.create(request, progress, &cancel).await?;
+        let outcome = self.exec(&info.id, spec, sink).await;
+        let removed = self.remove(&info.id).await;
+        let outcome = outcome?;
+        removed?;
+        Ok(outcome)
+    }
+
     /// The enabled tools' schemas, by tool name.
     async fn tools(&self, id: &str) -> Result<IndexMap<String, Value>>;
 

@@ -249,6 +249,23 @@ fn run_is_ephemeral() {
         .unwrap();
     assert_eq!(out.status.code(), Some(7));
     assert!(env.containers().is_empty());
+
+    let run = |args: &[&str], stdin: &str| {
+        env.cmd()
+            .args(["run", "--image", &test_image(), &label[0], &label[1]])
+            .args(args)
+            .write_stdin(stdin)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--", "cat"], "piped\n");
+    assert_eq!(stdout(&out), "piped\n", "stdin reaches the command");
+    let out = run(&["--", "no-such-program"], "");
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    let out = run(&["--timeout", "1", "echo early; sleep 30"], "");
+    assert_eq!(out.status.code(), Some(124));
+    assert_eq!(stdout(&out), "early\n");
+    assert!(env.containers().is_empty(), "a timed-out run leaves no container");
     let tracked: Vec<Value> = ls_json(&env)
         .into_iter()
         .filter(|s| s["tracked"] == true)
