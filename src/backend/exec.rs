@@ -24,17 +24,32 @@ const DRAIN_AFTER_KILL: Duration = Duration::from_secs(3);
 /// Bound on the kill script itself, so a wedged engine cannot hang us.
 const KILL_BUDGET: Duration = Duration::from_secs(10);
 
+/// Freezes every process carrying the token (repeating until no new one appears, so nothing can
+/// fork or react to a child's death), then kills them all. Killing without freezing first lets
+/// a shell whose child was killed run its next command.
 const KILL_TREE_SCRIPT: &str = r#"tok="ENCLAVE_EXEC_TOKEN=$1"
-pass=0
-while [ $pass -lt 20 ]; do
-  hit=
+scan() {
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
     [ "$p" = "$$" ] && continue
-    if grep -qF "$tok" "$d/environ" 2>/dev/null; then kill -9 "$p" 2>/dev/null && hit=1; fi
+    grep -qF "$tok" "$d/environ" 2>/dev/null && printf '%s ' "$p"
   done
-  [ -z "$hit" ] && exit 0
-  pass=$((pass+1))
+}
+prev=
+n=0
+while [ $n -lt 50 ]; do
+  cur=$(scan)
+  [ -z "$cur" ] && exit 0
+  kill -STOP $cur 2>/dev/null
+  [ "$cur" = "$prev" ] && break
+  prev=$cur
+  n=$((n+1))
+done
+n=0
+while [ -n "$cur" ] && [ $n -lt 20 ]; do
+  kill -KILL $cur 2>/dev/null
+  cur=$(scan)
+  n=$((n+1))
 done"#;
 
 /// Where the command's output goes, chunk by chunk, as it arrives.

@@ -129,6 +129,11 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
             if tokio::signal::ctrl_c().await.is_ok() {
                 cancel.cancel();
             }
+            // Cleanup talks to the engine and could stall; a second Ctrl-C gives up on it.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("enclave: interrupted again; exiting without cleaning up");
+                std::process::exit(exit_code::INTERRUPTED.into());
+            }
         });
         run(cli.command, &ctx).await
     });

@@ -265,7 +265,10 @@ fn run_is_ephemeral() {
     let out = run(&["--timeout", "1", "echo early; sleep 30"], "");
     assert_eq!(out.status.code(), Some(124));
     assert_eq!(stdout(&out), "early\n");
-    assert!(env.containers().is_empty(), "a timed-out run leaves no container");
+    assert!(
+        env.containers().is_empty(),
+        "a timed-out run leaves no container"
+    );
     let tracked: Vec<Value> = ls_json(&env)
         .into_iter()
         .filter(|s| s["tracked"] == true)
@@ -310,6 +313,34 @@ fn interrupted_run_removes_its_container() {
     assert!(
         env.containers().is_empty(),
         "Ctrl-C removed the container of `run`"
+    );
+}
+
+#[test]
+fn interrupted_exec_kills_the_command() {
+    let env = TestEnv::new();
+    let id = env.create(&[]);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("enclave"))
+        .env("ENCLAVE_STATE_DIR", env.state_dir.path())
+        .args(["exec", &id, "echo ready; sleep 2; touch /tmp/survived"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_marker_never_appears(&env, &id, "/tmp/survived");
+    assert_eq!(
+        env.containers().len(),
+        1,
+        "exec leaves the sandbox itself alone"
     );
 }
 
