@@ -405,6 +405,22 @@ fn ls_reconciles_with_docker() {
     assert!(rm.status.success());
 
     let listed = ls_json(&env);
+    let keys: Vec<_> = listed[0].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "type",
+            "image",
+            "status",
+            "tools",
+            "created_at",
+            "container_id",
+            "location",
+            "tracked"
+        ],
+        "the documented shape of `ls --json`"
+    );
     assert_eq!(status_of(&listed, &gone), "gone");
     assert_eq!(status_of(&listed, &kept), "running");
 
@@ -703,6 +719,26 @@ mod bad_input {
         assert!(
             err.contains("image `enclave-test-does-not-exist:never` is not available locally and could not be pulled"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_failed_start_removes_the_container() {
+        let env = TestEnv::new();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("exits.json");
+        let config = serde_json::json!({"image": test_image(), "command": ["true"]});
+        std::fs::write(&file, config.to_string()).unwrap();
+        let out = create_fails(&env, &["--config", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(
+            stderr(&out).contains("exited right after starting"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            ls_json(&env).iter().all(|s| s["tracked"] == false),
+            "nothing was recorded"
         );
     }
 
