@@ -16,21 +16,28 @@ use crate::manager::Manager;
 pub struct ExecArgs {
     /// Sandbox id (a unique prefix is enough)
     pub id: String,
-    /// The command: one string runs through `sh -c`; several words run as argv
-    #[arg(value_name = "COMMAND")]
-    pub command: Vec<String>,
-    /// After `--`: the command as argv, no shell
-    #[arg(last = true, value_name = "ARGV")]
-    pub argv: Vec<String>,
-    /// Kill the command and everything it started after this many seconds (exit 124)
-    #[arg(short, long, value_name = "SECS")]
-    pub timeout: Option<f64>,
+    #[command(flatten)]
+    pub command: CommandArgs,
     /// Environment variable for the command (repeatable)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Working directory for the command
     #[arg(short = 'w', long, value_name = "DIR")]
     pub workdir: Option<String>,
+}
+
+/// The command to run and how, shared by `exec` and `run`.
+#[derive(Debug, Args)]
+pub struct CommandArgs {
+    /// The command: one string runs through `sh -c`; several words run as argv
+    #[arg(value_name = "COMMAND")]
+    pub words: Vec<String>,
+    /// After `--`: the command as argv, no shell
+    #[arg(last = true, value_name = "ARGV")]
+    pub argv: Vec<String>,
+    /// Kill the command and everything it started after this many seconds (exit 124)
+    #[arg(short, long, value_name = "SECS")]
+    pub timeout: Option<f64>,
     /// Forward stdin even when it is a terminal (it is forwarded whenever it is piped)
     #[arg(short, long)]
     pub interactive: bool,
@@ -46,15 +53,8 @@ pub struct CommandLine {
 }
 
 impl CommandLine {
-    pub fn parse(
-        words: &[String],
-        argv: &[String],
-        timeout: Option<f64>,
-        env: &[String],
-        workdir: Option<String>,
-        interactive: bool,
-    ) -> Result<Self> {
-        let argv = match (words, argv) {
+    pub fn parse(args: CommandArgs, env: &[String], workdir: Option<String>) -> Result<Self> {
+        let argv = match (args.words.as_slice(), args.argv.as_slice()) {
             ([], []) => bail!(Error::InvalidConfig(
                 "no command given: pass a shell string, or argv after `--`".into()
             )),
@@ -67,7 +67,7 @@ impl CommandLine {
                 "give the command either as words or after `--`, not both".into()
             )),
         };
-        let timeout = match timeout {
+        let timeout = match args.timeout {
             None => None,
             Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
             Some(t) => bail!(Error::InvalidConfig(format!(
@@ -84,7 +84,7 @@ impl CommandLine {
             timeout,
             env,
             workdir,
-            forward_stdin: interactive || !std::io::stdin().is_terminal(),
+            forward_stdin: args.interactive || !std::io::stdin().is_terminal(),
         })
     }
 
@@ -102,14 +102,7 @@ impl CommandLine {
 }
 
 pub async fn run(args: ExecArgs, ctx: &Ctx) -> Result<u8> {
-    let command = CommandLine::parse(
-        &args.command,
-        &args.argv,
-        args.timeout,
-        &args.env,
-        args.workdir,
-        args.interactive,
-    )?;
+    let command = CommandLine::parse(args.command, &args.env, args.workdir)?;
     let manager = ctx.manager().await?;
     let id = manager.resolve(&args.id).await?;
     run_in(&manager, &id, command, ctx).await

@@ -194,15 +194,15 @@ mod tests {
         let Command::Exec(a) = cli.command else {
             panic!()
         };
-        assert_eq!(a.command, ["echo hi; exit 3"]);
-        assert!(a.argv.is_empty());
+        assert_eq!(a.command.words, ["echo hi; exit 3"]);
+        assert!(a.command.argv.is_empty());
 
         let cli = parse(&["exec", "--timeout", "2", "k3x9", "--", "python3", "-c", "x"]).unwrap();
         let Command::Exec(a) = cli.command else {
             panic!()
         };
-        assert_eq!(a.argv, ["python3", "-c", "x"]);
-        assert_eq!(a.timeout, Some(2.0));
+        assert_eq!(a.command.argv, ["python3", "-c", "x"]);
+        assert_eq!(a.command.timeout, Some(2.0));
     }
 
     #[test]

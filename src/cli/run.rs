@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::exec::{exit_status, CommandLine, Passthrough};
+use super::exec::{exit_status, CommandArgs, CommandLine, Passthrough};
 use super::sandbox_args::SandboxArgs;
 use super::Ctx;
 use crate::manager::{CreateRequest, Manager};
@@ -14,30 +14,13 @@ use crate::output::PullProgress;
 pub struct RunArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
-    /// The command: one string runs through `sh -c`; several words run as argv
-    #[arg(value_name = "COMMAND")]
-    pub command: Vec<String>,
-    /// After `--`: the command as argv, no shell
-    #[arg(last = true, value_name = "ARGV")]
-    pub argv: Vec<String>,
-    /// Kill the command and everything it started after this many seconds (exit 124)
-    #[arg(short, long, value_name = "SECS")]
-    pub timeout: Option<f64>,
-    /// Forward stdin even when it is a terminal
-    #[arg(short, long)]
-    pub interactive: bool,
+    #[command(flatten)]
+    pub command: CommandArgs,
 }
 
 pub async fn run(args: RunArgs, ctx: &Ctx) -> Result<u8> {
     let config = args.sandbox.to_config()?;
-    let command = CommandLine::parse(
-        &args.command,
-        &args.argv,
-        args.timeout,
-        &[],
-        None,
-        args.interactive,
-    )?;
+    let command = CommandLine::parse(args.command, &[], None)?;
     let manager = ctx.manager().await?;
     let request = CreateRequest {
         sandbox_type: SandboxType::Docker,

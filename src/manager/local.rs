@@ -207,6 +207,29 @@ impl LocalManager {
         }
     }
 
+    /// Everything a new sandbox needs before a container exists: a valid config, its tools, and
+    /// the image (pulled if missing; cancelling stops the pull).
+    async fn prepare(
+        &self,
+        request: &CreateRequest,
+        progress: &dyn PullObserver,
+        cancel: &CancellationToken,
+    ) -> Result<(ToolSet, ImageDefaults)> {
+        request.config.validate().map_err(Error::InvalidConfig)?;
+        let tools = ToolSet::from_config(&request.config.tools_config, request.sandbox_type)
+            .map_err(Error::InvalidConfig)?;
+        let pull = self.backend.ensure_image(
+            &request.config.image,
+            request.config.platform.as_deref(),
+            progress,
+        );
+        let image = tokio::select! {
+            pulled = pull => pulled?,
+            () = cancel.cancelled() => return Err(Error::Interrupted.into()),
+        };
+        Ok((tools, image))
+    }
+
     /// Creates, starts and records the container; on any failure removes what it made.
     async fn create_container(
         &self,
@@ -282,18 +305,7 @@ impl Manager for LocalManager {
         progress: &dyn PullObserver,
         cancel: &CancellationToken,
     ) -> Result<SandboxInfo> {
-        request.config.validate().map_err(Error::InvalidConfig)?;
-        let tools = ToolSet::from_config(&request.config.tools_config, request.sandbox_type)
-            .map_err(Error::InvalidConfig)?;
-        let pull = self.backend.ensure_image(
-            &request.config.image,
-            request.config.platform.as_deref(),
-            progress,
-        );
-        let image = tokio::select! {
-            pulled = pull => pulled?,
-            () = cancel.cancelled() => return Err(Error::Interrupted.into()),
-        };
+        let (tools, image) = self.prepare(&request, progress, cancel).await?;
         let id = new_sandbox_id();
         self.create_container(&id, &request, &tools, &image, cancel)
             .await
@@ -308,18 +320,7 @@ impl Manager for LocalManager {
         progress: &dyn PullObserver,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome> {
-        request.config.validate().map_err(Error::InvalidConfig)?;
-        let tools = ToolSet::from_config(&request.config.tools_config, request.sandbox_type)
-            .map_err(Error::InvalidConfig)?;
-        let pull = self.backend.ensure_image(
-            &request.config.image,
-            request.config.platform.as_deref(),
-            progress,
-        );
-        let image = tokio::select! {
-            pulled = pull => pulled?,
-            () = spec.cancel.cancelled() => return Err(Error::Interrupted.into()),
-        };
+        let (tools, image) = self.prepare(&request, progress, &spec.cancel).await?;
         let id = new_sandbox_id();
         let tool_names = tools.names();
         let create = CreateSpec {

@@ -279,37 +279,41 @@ fn run_is_ephemeral() {
     );
 }
 
-#[test]
-fn interrupted_run_removes_its_container() {
-    let env = TestEnv::new();
-    let label = env.label_args();
+/// Starts `enclave args…`, waits until it printed `ready`, presses Ctrl-C, returns its exit code.
+fn interrupt_when_ready(env: &TestEnv, args: &[&str]) -> Option<i32> {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("enclave"))
         .env("ENCLAVE_STATE_DIR", env.state_dir.path())
-        .args([
-            "run",
-            "--image",
-            &test_image(),
-            &label[0],
-            &label[1],
-            "echo ready; sleep 60",
-        ])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = child.stdout.take().unwrap();
     let mut first = [0u8; 6];
-    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
     assert_eq!(&first, b"ready\n");
-    assert_eq!(env.containers().len(), 1);
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    child.wait().unwrap().code()
+}
+
+#[test]
+fn interrupted_run_removes_its_container() {
+    let env = TestEnv::new();
+    let label = env.label_args();
+    let image = test_image();
+    let run = [
+        "run",
+        "--image",
+        &image,
+        &label[0],
+        &label[1],
+        "echo ready; sleep 60",
+    ];
+    assert_eq!(interrupt_when_ready(&env, &run), Some(130));
     assert!(
         env.containers().is_empty(),
         "Ctrl-C removed the container of `run`"
@@ -320,22 +324,8 @@ fn interrupted_run_removes_its_container() {
 fn interrupted_exec_kills_the_command() {
     let env = TestEnv::new();
     let id = env.create(&[]);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("enclave"))
-        .env("ENCLAVE_STATE_DIR", env.state_dir.path())
-        .args(["exec", &id, "echo ready; sleep 2; touch /tmp/survived"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let exec = ["exec", &id, "echo ready; sleep 2; touch /tmp/survived"];
+    assert_eq!(interrupt_when_ready(&env, &exec), Some(130));
     assert_marker_never_appears(&env, &id, "/tmp/survived");
     assert_eq!(
         env.containers().len(),
