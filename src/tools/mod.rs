@@ -6,7 +6,7 @@ mod python_executor;
 mod shell_executor;
 mod validate;
 
-pub use validate::validate_args;
+pub use validate::{accepts, validate_args};
 
 use async_trait::async_trait;
 use indexmap::IndexMap;
@@ -222,4 +222,5 @@ mod tests {
         assert_eq!(schema["function"]["name"], "py");
         assert_eq!(schema["function"]["description"], "d");
     }
+
 }
