@@ -1,11 +1,16 @@
 //! The tools agents call: each owns its OpenAI function-calling schema and its `execute`.
 
+mod capture;
 mod file_operation;
 mod multi_code_executor;
+mod options;
+mod paths;
 mod python_executor;
+mod run;
 mod shell_executor;
 mod validate;
 
+pub use run::CANCELLED;
 pub use validate::{accepts, validate_args};
 
 use async_trait::async_trait;
@@ -15,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::DockerBackend;
 use crate::model::{SandboxType, ToolResult, ToolsConfig};
+use options::ToolOptions;
 
 /// What a tool needs to act on one sandbox.
 pub struct ToolContext<'a> {
@@ -133,6 +139,7 @@ impl ToolSet {
             let description = string_option(options, "description")?
                 .unwrap_or(tool.description())
                 .to_string();
+            ToolOptions::parse(options).map_err(|e| format!("tools_config of `{key}`: {e}"))?;
             if tools.contains_key(&name) {
                 return Err(format!("two tools are named `{name}`"));
             }
@@ -223,4 +230,16 @@ mod tests {
         assert_eq!(schema["function"]["description"], "d");
     }
 
+    #[test]
+    fn bad_tool_options_are_refused_at_create() {
+        let e = ToolSet::from_config(
+            &config(r#"{"shell_executor":{"max_output_size":"lots"}}"#),
+            SandboxType::Docker,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("tools_config of `shell_executor`") && e.contains("`max_output_size`"),
+            "{e}"
+        );
+    }
 }

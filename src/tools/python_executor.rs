@@ -1,12 +1,40 @@
-//! `python_executor`.
+//! `python_executor`: runs a Python snippet in a fresh interpreter (stateless, as in ms-enclave).
+//!
+//! The code travels on the exec's stdin into a small `sh` script that writes it to a temp file,
+//! picks an interpreter (the `python_path` option, else `python3`, else `python`), runs the
+//! file and removes it. Nothing of the code is ever part of a shell string. A timeout or a
+//! cancellation kills the whole process tree; the temp file is then removed by a second exec.
 
 use async_trait::async_trait;
+use rand::Rng;
 use serde_json::{json, Map, Value};
 
+use super::options::ToolOptions;
+use super::run::{self, Command, COMMAND_TEXTS};
 use super::{Tool, ToolContext};
 use crate::model::{SandboxType, ToolResult};
 
 pub struct PythonExecutor;
+
+/// `$1`: the temp file, `$2`: the interpreter (empty: find one). The code arrives on stdin.
+const RUNNER: &str = r#"f=$1 py=$2
+set -C
+cat > "$f" || exit 125
+set +C
+if [ -z "$py" ]; then
+  for c in python3 python; do
+    if command -v "$c" >/dev/null 2>&1; then py=$c; break; fi
+  done
+fi
+if [ -z "$py" ]; then
+  rm -f "$f"
+  echo "python_executor: no python3 or python on the PATH of this image (set the python_path tool option)" >&2
+  exit 127
+fi
+"$py" "$f" </dev/null
+rc=$?
+rm -f "$f"
+exit $rc"#;
 
 #[async_trait]
 impl Tool for PythonExecutor {
@@ -28,13 +56,59 @@ impl Tool for PythonExecutor {
 
     async fn execute(
         &self,
-        _ctx: &ToolContext<'_>,
+        ctx: &ToolContext<'_>,
         name: &str,
-        _args: &Map<String, Value>,
-        _options: &Map<String, Value>,
+        args: &Map<String, Value>,
+        options: &Map<String, Value>,
     ) -> ToolResult {
-        ToolResult::failure(name, "PENDING")
+        let code = args.get("code").and_then(Value::as_str).unwrap_or("");
+        if code.trim().is_empty() {
+            return ToolResult::failure(name, "No code provided");
+        }
+        let options = match ToolOptions::parse(options) {
+            Ok(o) => o,
+            Err(e) => return ToolResult::failure(name, format!("Execution failed: {e}")),
+        };
+        let timeout = run::timeout_arg(args, "timeout", Some(30));
+        let script = temp_script_path();
+        let mut command = Command::new(
+            vec![
+                "sh".into(),
+                "-c".into(),
+                RUNNER.into(),
+                "sh".into(),
+                script.clone(),
+                options.python_path.clone().unwrap_or_default(),
+            ],
+            options.max_output_size,
+        );
+        command.workdir = Some(ctx.working_dir.to_string());
+        // Unbuffered, so what the code printed before a timeout is not lost with it.
+        command.env = vec!["PYTHONUNBUFFERED=1".into()];
+        command.stdin = Some(code.as_bytes().to_vec());
+        command.timeout = timeout.as_ref().map(|t| t.duration);
+        match command.run(ctx, ctx.cancel.clone()).await {
+            Ok(finished) => {
+                let killed = !matches!(finished.end, crate::backend::ExecEnd::Exited(_));
+                let result = run::to_result(name, finished, timeout.as_ref(), &COMMAND_TEXTS);
+                if killed {
+                    // The runner died before it could remove the script.
+                    let _ = run::helper(ctx, &["rm", "-f", "--", &script]).await;
+                }
+                result
+            }
+            Err(e) => {
+                let _ = run::helper(ctx, &["rm", "-f", "--", &script]).await;
+                run::execution_failed(name, &e)
+            }
+        }
     }
+}
+
+fn temp_script_path() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("/tmp/enclave_py_{hex}.py")
 }
 
 const DESCRIPTION: &str = "Execute Python code in an isolated environment using IPython";
@@ -42,4 +116,19 @@ const DESCRIPTION: &str = "Execute Python code in an isolated environment using 
 #[allow(non_snake_case)]
 fn PARAMETERS() -> Value {
     json!({"type":"object","properties":{"code":{"type":"string","description":"Python code to execute"},"timeout":{"type":"integer","description":"Execution timeout in seconds","default":30}},"required":["code"],"additionalProperties":false})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_scripts_are_unique_and_plain() {
+        let a = temp_script_path();
+        assert_ne!(a, temp_script_path());
+        assert!(a.starts_with("/tmp/enclave_py_") && a.ends_with(".py"));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.".contains(c)));
+    }
 }

@@ -1,8 +1,11 @@
-//! `shell_executor`.
+//! `shell_executor`: a string command always runs through `sh -c` (ms-enclave drops the shell
+//! when the timeout is 0; we do not), an array runs as argv.
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
+use super::options::ToolOptions;
+use super::run::{self, Command, COMMAND_TEXTS};
 use super::{Tool, ToolContext};
 use crate::model::{SandboxType, ToolResult};
 
@@ -28,12 +31,37 @@ impl Tool for ShellExecutor {
 
     async fn execute(
         &self,
-        _ctx: &ToolContext<'_>,
+        ctx: &ToolContext<'_>,
         name: &str,
-        _args: &Map<String, Value>,
-        _options: &Map<String, Value>,
+        args: &Map<String, Value>,
+        options: &Map<String, Value>,
     ) -> ToolResult {
-        ToolResult::failure(name, "PENDING")
+        let Some(argv) = argv(args.get("command")) else {
+            return ToolResult::failure(name, "No command provided");
+        };
+        let options = match ToolOptions::parse(options) {
+            Ok(o) => o,
+            Err(e) => return ToolResult::failure(name, format!("Execution failed: {e}")),
+        };
+        let timeout = run::timeout_arg(args, "timeout", Some(30));
+        let mut command = Command::new(argv, options.max_output_size);
+        command.workdir = Some(ctx.working_dir.to_string());
+        command.timeout = timeout.as_ref().map(|t| t.duration);
+        match command.run(ctx, ctx.cancel.clone()).await {
+            Ok(finished) => run::to_result(name, finished, timeout.as_ref(), &COMMAND_TEXTS),
+            Err(e) => run::execution_failed(name, &e),
+        }
+    }
+}
+
+/// The argv to run; `None` when there is no command (ms-enclave: a falsy value or blank string).
+fn argv(command: Option<&Value>) -> Option<Vec<String>> {
+    match command? {
+        Value::String(s) if !s.trim().is_empty() => Some(vec!["sh".into(), "-c".into(), s.clone()]),
+        Value::Array(items) if !items.is_empty() => {
+            items.iter().map(|v| v.as_str().map(String::from)).collect()
+        }
+        _ => None,
     }
 }
 
@@ -42,4 +70,29 @@ const DESCRIPTION: &str = "Execute shell commands in an isolated environment";
 #[allow(non_snake_case)]
 fn PARAMETERS() -> Value {
     json!({"type":"object","properties":{"command":{"anyOf":[{"type":"string","description":"Shell command to execute"},{"type":"array","description":"List of shell command arguments to execute","items":{"type":"string"}}]},"timeout":{"type":"integer","description":"Execution timeout in seconds","default":30}},"required":["command"],"additionalProperties":false})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_go_through_a_shell_and_arrays_do_not() {
+        assert_eq!(
+            argv(Some(&json!("echo a | tr a b"))).unwrap(),
+            ["sh", "-c", "echo a | tr a b"]
+        );
+        assert_eq!(
+            argv(Some(&json!(["printf", "%s", "$(id)"]))).unwrap(),
+            ["printf", "%s", "$(id)"]
+        );
+    }
+
+    #[test]
+    fn no_command() {
+        for v in [json!(""), json!("  \n"), json!([]), json!(null)] {
+            assert_eq!(argv(Some(&v)), None, "{v}");
+        }
+        assert_eq!(argv(None), None);
+    }
 }

@@ -1,0 +1,347 @@
+//! Running one command for a tool: bounded capture, the timeout argument, and turning how the
+//! command ended into a `ToolResult` with ms-enclave's status mapping and texts.
+
+use std::time::Duration;
+
+use serde_json::{Map, Number, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::capture::Capture;
+use super::ToolContext;
+use crate::backend::{ExecEnd, ExecOutcome, ExecSpec};
+use crate::model::{ExecutionStatus, ToolResult};
+
+/// The `error` of a call that was cancelled with nothing on stderr. `enclave run-tool --timeout`
+/// recognises it to report its own deadline instead.
+pub const CANCELLED: &str = "Execution cancelled";
+
+/// How long our own helper commands (cleanup, `mkdir`, `realpath`) may take.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A timeout argument as given: the duration, and the number as the caller wrote it (for the
+/// "timed out after <t> seconds" text, which ms-enclave formats from the value itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeout {
+    pub duration: Duration,
+    pub shown: String,
+}
+
+/// Reads timeout `key`: absent means `default` seconds; `null` or `0` mean no limit.
+pub fn timeout_arg(args: &Map<String, Value>, key: &str, default: Option<u64>) -> Option<Timeout> {
+    let number = match args.get(key) {
+        None => Number::from(default?),
+        Some(Value::Number(n)) => n.clone(),
+        Some(_) => return None,
+    };
+    let secs = number.as_f64()?;
+    if secs <= 0.0 {
+        return None;
+    }
+    // Beyond what a Duration holds is "no limit" in practice.
+    let duration = Duration::try_from_secs_f64(secs).ok()?;
+    Some(Timeout {
+        duration,
+        shown: number.to_string(),
+    })
+}
+
+/// A command that ran: how it ended and what it printed (capped).
+#[derive(Debug)]
+pub struct Finished {
+    pub end: ExecEnd,
+    pub stdout: String,
+    pub stderr: String,
+    pub truncated: bool,
+    pub duration: Duration,
+}
+
+/// One command to run for a tool.
+pub struct Command {
+    pub argv: Vec<String>,
+    pub workdir: Option<String>,
+    pub env: Vec<String>,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+    pub max_output: usize,
+}
+
+impl Command {
+    pub fn new(argv: Vec<String>, max_output: usize) -> Self {
+        Command {
+            argv,
+            workdir: None,
+            env: Vec::new(),
+            stdin: None,
+            timeout: None,
+            max_output,
+        }
+    }
+
+    /// Runs it, cancelled with `cancel`.
+    pub async fn run(
+        self,
+        ctx: &ToolContext<'_>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Finished> {
+        let (outcome, capture) = self.run_raw(ctx, cancel).await?;
+        let (stdout, out_cut) = capture.stdout.into_text();
+        let (stderr, err_cut) = capture.stderr.into_text();
+        Ok(Finished {
+            end: outcome.end,
+            stdout,
+            stderr,
+            truncated: out_cut || err_cut,
+            duration: outcome.duration,
+        })
+    }
+
+    /// Runs it and hands back the captured bytes as they are.
+    pub async fn run_raw(
+        self,
+        ctx: &ToolContext<'_>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<(ExecOutcome, Capture)> {
+        let mut spec = ExecSpec::new(self.argv);
+        spec.workdir = self.workdir;
+        spec.env = self.env;
+        spec.timeout = self.timeout;
+        spec.cancel = cancel;
+        if let Some(bytes) = self.stdin {
+            spec.stdin = Some(Box::new(std::io::Cursor::new(bytes)));
+        }
+        let mut capture = Capture::new(self.max_output);
+        let outcome = ctx
+            .backend
+            .exec(ctx.container_id, spec, &mut capture)
+            .await?;
+        Ok((outcome, capture))
+    }
+}
+
+/// Runs one of our own helper commands (argv, never a shell string with data in it); not
+/// cancellable, so cleanup still happens after a Ctrl-C.
+pub async fn helper(ctx: &ToolContext<'_>, argv: &[&str]) -> anyhow::Result<Finished> {
+    let mut command = Command::new(argv.iter().map(|s| s.to_string()).collect(), 64 * 1024);
+    command.timeout = Some(HELPER_TIMEOUT);
+    command.run(ctx, CancellationToken::new()).await
+}
+
+/// The texts one tool uses for a command that did not succeed.
+pub struct Texts<'a> {
+    /// "Command timed out after <t> seconds" (`<t>` filled in).
+    pub timed_out: &'a str,
+    /// "Command failed with exit code <n>" (`<n>` filled in).
+    pub failed: &'a str,
+}
+
+pub const COMMAND_TEXTS: Texts<'static> = Texts {
+    timed_out: "Command timed out after {t} seconds",
+    failed: "Command failed with exit code {n}",
+};
+
+/// ms-enclave's mapping: exit 0 is `success`, a real expiry of our deadline is `timeout`,
+/// anything else (including `exit 124` and death by a signal) is `error`. `output` is stdout;
+/// `error` is stderr, or the fallback text when stderr is empty.
+///
+/// Unlike ms-enclave, a successful call never carries an `error`: what it wrote to stderr
+/// (warnings) goes to `metadata.stderr`, so `error` alone says whether the call failed.
+pub fn to_result(
+    tool_name: &str,
+    finished: Finished,
+    timeout: Option<&Timeout>,
+    texts: &Texts<'_>,
+) -> ToolResult {
+    let Finished {
+        end,
+        stdout,
+        stderr,
+        truncated,
+        duration,
+    } = finished;
+    let or_stderr = |fallback: String| {
+        if stderr.is_empty() {
+            fallback
+        } else {
+            stderr.clone()
+        }
+    };
+    let (status, error, exit_code) = match end {
+        ExecEnd::Exited(Some(0)) => (ExecutionStatus::Success, None, Some(0)),
+        ExecEnd::Exited(Some(code)) => (
+            ExecutionStatus::Error,
+            Some(or_stderr(texts.failed.replace("{n}", &code.to_string()))),
+            Some(code),
+        ),
+        ExecEnd::Exited(None) => (
+            ExecutionStatus::Error,
+            Some(or_stderr(
+                "Execution failed: the engine did not report an exit code".into(),
+            )),
+            None,
+        ),
+        ExecEnd::TimedOut => {
+            let shown = timeout.map_or("?", |t| t.shown.as_str());
+            (
+                ExecutionStatus::Timeout,
+                Some(or_stderr(texts.timed_out.replace("{t}", shown))),
+                None,
+            )
+        }
+        ExecEnd::Cancelled => (
+            ExecutionStatus::Cancelled,
+            Some(or_stderr(CANCELLED.into())),
+            None,
+        ),
+    };
+    let mut result = ToolResult::new(tool_name, status, stdout).with_error(error);
+    if status == ExecutionStatus::Success && !stderr.is_empty() {
+        result
+            .metadata
+            .insert("stderr".into(), Value::String(stderr));
+    }
+    set_metadata(&mut result, exit_code, duration, truncated);
+    result
+}
+
+/// The metadata every executor fills in.
+pub fn set_metadata(
+    result: &mut ToolResult,
+    exit_code: Option<i64>,
+    duration: Duration,
+    truncated: bool,
+) {
+    let m = &mut result.metadata;
+    m.insert(
+        "exit_code".into(),
+        exit_code.map_or(Value::Null, Value::from),
+    );
+    m.insert(
+        "duration_ms".into(),
+        Value::from(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)),
+    );
+    m.insert("truncated".into(), Value::Bool(truncated));
+}
+
+/// A call that failed before or around the command: ms-enclave's `"Execution failed: <msg>"`.
+pub fn execution_failed(tool_name: &str, err: &anyhow::Error) -> ToolResult {
+    ToolResult::failure(tool_name, format!("Execution failed: {}", one_line(err)))
+}
+
+/// An error and its causes on one line, for an `error` text.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let parts: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn finished(end: ExecEnd, stdout: &str, stderr: &str) -> Finished {
+        Finished {
+            end,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            truncated: false,
+            duration: Duration::from_millis(1500),
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        let t = timeout_arg(&args(json!({})), "timeout", Some(30)).unwrap();
+        assert_eq!(
+            (t.duration, t.shown.as_str()),
+            (Duration::from_secs(30), "30")
+        );
+        let t = timeout_arg(&args(json!({"timeout": 0.3})), "timeout", Some(30)).unwrap();
+        assert_eq!(
+            (t.duration, t.shown.as_str()),
+            (Duration::from_millis(300), "0.3")
+        );
+        let t = timeout_arg(&args(json!({"timeout": 60.0})), "timeout", Some(30)).unwrap();
+        assert_eq!(t.shown, "60.0");
+        assert_eq!(
+            timeout_arg(&args(json!({"timeout": 0})), "timeout", Some(30)),
+            None
+        );
+        assert_eq!(
+            timeout_arg(&args(json!({"timeout": null})), "timeout", Some(30)),
+            None
+        );
+        assert_eq!(timeout_arg(&args(json!({})), "compile_timeout", None), None);
+        assert_eq!(
+            timeout_arg(&args(json!({"timeout": 1e300})), "timeout", None),
+            None
+        );
+    }
+
+    #[test]
+    fn status_mapping_and_texts() {
+        let t = Timeout {
+            duration: Duration::from_secs(5),
+            shown: "5".into(),
+        };
+        let r = to_result(
+            "sh",
+            finished(ExecEnd::Exited(Some(0)), "hi\n", "warn"),
+            Some(&t),
+            &COMMAND_TEXTS,
+        );
+        assert_eq!(r.status, ExecutionStatus::Success);
+        assert_eq!((r.output, r.error), (json!("hi\n"), None));
+        assert_eq!(r.metadata["stderr"], "warn");
+        assert_eq!(r.metadata["exit_code"], 0);
+        assert_eq!(r.metadata["duration_ms"], 1500);
+        assert_eq!(r.metadata["truncated"], false);
+
+        let r = to_result(
+            "sh",
+            finished(ExecEnd::Exited(Some(124)), "", ""),
+            Some(&t),
+            &COMMAND_TEXTS,
+        );
+        assert_eq!(r.status, ExecutionStatus::Error);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("Command failed with exit code 124")
+        );
+        assert!(!r.metadata.contains_key("stderr"));
+
+        let r = to_result(
+            "sh",
+            finished(ExecEnd::Exited(Some(1)), "", "boom"),
+            Some(&t),
+            &COMMAND_TEXTS,
+        );
+        assert_eq!(r.error.as_deref(), Some("boom"));
+
+        let r = to_result(
+            "sh",
+            finished(ExecEnd::TimedOut, "partial", ""),
+            Some(&t),
+            &COMMAND_TEXTS,
+        );
+        assert_eq!(r.status, ExecutionStatus::Timeout);
+        assert_eq!(r.output, json!("partial"));
+        assert_eq!(
+            r.error.as_deref(),
+            Some("Command timed out after 5 seconds")
+        );
+        assert_eq!(r.metadata["exit_code"], Value::Null);
+
+        let r = to_result(
+            "sh",
+            finished(ExecEnd::Cancelled, "", ""),
+            None,
+            &COMMAND_TEXTS,
+        );
+        assert_eq!(r.status, ExecutionStatus::Cancelled);
+        assert_eq!(r.error.as_deref(), Some(CANCELLED));
+    }
+}
