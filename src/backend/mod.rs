@@ -15,6 +15,7 @@ use bollard::Docker;
 
 use crate::error::Error;
 
+pub use archive::PathStat;
 pub use container::{
     ContainerRecord, CreateSpec, Workload, LABEL_CONFIG, LABEL_CREATED, LABEL_ID, LABEL_TOOLS,
     LABEL_TYPE,

@@ -1,6 +1,7 @@
 //! The tools agents call: each owns its OpenAI function-calling schema and its `execute`.
 
 mod capture;
+mod encoding;
 mod file_operation;
 mod multi_code_executor;
 mod options;
