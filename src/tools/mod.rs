@@ -3,6 +3,7 @@
 mod capture;
 mod encoding;
 mod file_operation;
+mod languages;
 mod multi_code_executor;
 mod options;
 mod paths;
