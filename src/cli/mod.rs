@@ -7,7 +7,9 @@ mod inspect;
 mod ls;
 mod rm;
 mod run;
+mod run_tool;
 mod sandbox_args;
+mod tools;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -68,6 +70,10 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Create a sandbox, run one command in it, remove it
     Run(run::RunArgs),
+    /// Call a sandbox's tool; prints its output, exits with its status
+    RunTool(run_tool::RunToolArgs),
+    /// List a sandbox's tools (or all tools) and their OpenAI schemas
+    Tools(tools::ToolsArgs),
     /// Remove sandboxes (their containers are killed at once)
     #[command(visible_alias = "remove")]
     Rm(rm::RmArgs),
@@ -169,6 +175,8 @@ async fn run(command: Command, ctx: &Ctx) -> Result<u8> {
         Command::Inspect(args) => inspect::run(args, ctx).await,
         Command::Exec(args) => exec::run(args, ctx).await,
         Command::Run(args) => run::run(args, ctx).await,
+        Command::RunTool(args) => run_tool::run(args, ctx).await,
+        Command::Tools(args) => tools::run(args, ctx).await,
         Command::Rm(args) => rm::run(args, ctx).await,
         Command::Completions(args) => completions::run(args),
     }

@@ -107,6 +107,17 @@ impl EnabledTool {
     }
 }
 
+/// A tool's schema under its own name and description (no `tools_config` overrides).
+pub fn default_schema(tool: &'static dyn Tool) -> Value {
+    EnabledTool {
+        tool,
+        name: tool.key().to_string(),
+        description: tool.description().to_string(),
+        options: Map::new(),
+    }
+    .schema()
+}
+
 /// The tools a sandbox has, by (possibly renamed) tool name.
 #[derive(Clone, Default)]
 pub struct ToolSet {
