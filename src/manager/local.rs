@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -63,11 +63,19 @@ impl Found {
             .unwrap_or(SandboxType::Docker)
     }
 
+    fn created_at(&self) -> Option<DateTime<Utc>> {
+        match (&self.record, &self.container) {
+            (Some(r), _) => Some(r.created_at),
+            (None, Some(c)) => c.created,
+            (None, None) => None,
+        }
+    }
+
     fn summary(&self) -> SandboxSummary {
-        let (image, tools, created_at) = match (&self.record, &self.container) {
-            (Some(r), _) => (r.image.clone(), r.tools.clone(), Some(r.created_at)),
-            (None, Some(c)) => (c.image.clone(), c.tools.clone(), c.created),
-            (None, None) => (String::new(), Vec::new(), None),
+        let (image, tools) = match (&self.record, &self.container) {
+            (Some(r), _) => (r.image.clone(), r.tools.clone()),
+            (None, Some(c)) => (c.image.clone(), c.tools.clone()),
+            (None, None) => (String::new(), Vec::new()),
         };
         SandboxSummary {
             id: self.id.clone(),
@@ -75,7 +83,7 @@ impl Found {
             image,
             status: self.status(),
             tools,
-            created_at,
+            created_at: self.created_at(),
             container_id: self.container_id().map(String::from),
             location: Location::Docker,
             tracked: self.record.is_some(),
@@ -116,7 +124,7 @@ impl LocalManager {
             record: None,
             container: Some(c),
         }));
-        found.sort_by_key(|f| f.summary().created_at);
+        found.sort_by_key(Found::created_at);
         Ok(found)
     }
 
@@ -187,7 +195,7 @@ impl LocalManager {
 
     fn info_of(&self, found: &Found) -> SandboxInfo {
         let config = found.config();
-        let created = found.summary().created_at.unwrap_or_else(Utc::now);
+        let created = found.created_at().unwrap_or_else(Utc::now);
         let available_tools = ToolSet::from_config(&config.tools_config, found.sandbox_type())
             .map(|set| set.schemas())
             .unwrap_or_default();
