@@ -379,12 +379,11 @@ impl Op<'_> {
         }
     }
 
-    /// `argv` followed by the path, in the working directory, cancellable.
+    /// `argv` followed by the absolute path, cancellable.
     async fn command(&self, argv: &[&str]) -> anyhow::Result<Finished> {
         let mut argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         argv.push(self.path.clone());
-        let mut command = Command::new(argv, self.options.max_output_size);
-        command.workdir = Some(self.ctx.working_dir.to_string());
+        let command = Command::new(argv, self.options.max_output_size);
         command.run(self.ctx, self.ctx.cancel.clone()).await
     }
 }

@@ -165,15 +165,15 @@ impl Job<'_> {
     }
 
     async fn step(&self, command: &str, timeout: Option<&Timeout>) -> anyhow::Result<Finished> {
-        let mut argv = vec![
-            "sh".into(),
-            "-c".into(),
-            self.lang.script(command),
-            "sh".into(),
-        ];
+        // `cd` as ms-enclave did, rather than the exec's working directory (slower to set).
+        let script = format!(
+            "cd \"$ENCLAVE_WORKDIR\" || exit 125\n{}",
+            self.lang.script(command)
+        );
+        let mut argv = vec!["sh".into(), "-c".into(), script, "sh".into()];
         argv.extend(self.entry.iter().cloned());
         let mut step = Command::new(argv, self.max_output);
-        step.workdir = Some(self.workdir.clone());
+        step.env = vec![format!("ENCLAVE_WORKDIR={}", self.workdir)];
         step.timeout = timeout.map(|t| t.duration);
         step.run(self.ctx, self.ctx.cancel.clone()).await
     }

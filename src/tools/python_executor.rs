@@ -82,7 +82,6 @@ impl Tool for PythonExecutor {
             ],
             options.max_output_size,
         );
-        command.workdir = Some(ctx.working_dir.to_string());
         // Unbuffered, so what the code printed before a timeout is not lost with it.
         command.env = vec!["PYTHONUNBUFFERED=1".into()];
         command.stdin = Some(code.as_bytes().to_vec());

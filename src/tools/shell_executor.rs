@@ -45,7 +45,6 @@ impl Tool for ShellExecutor {
         };
         let timeout = run::timeout_arg(args, "timeout", Some(30));
         let mut command = Command::new(argv, options.max_output_size);
-        command.workdir = Some(ctx.working_dir.to_string());
         command.timeout = timeout.as_ref().map(|t| t.duration);
         match command.run(ctx, ctx.cancel.clone()).await {
             Ok(finished) => run::to_result(name, finished, timeout.as_ref(), &COMMAND_TEXTS),
