@@ -37,6 +37,8 @@ pub async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
     };
     let deadline = match args.timeout {
         None => None,
+        // Beyond a century is no deadline; a far deadline would overflow the clock.
+        Some(t) if t > tools::MAX_TIMEOUT_SECS && t.is_finite() => None,
         Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
         Some(t) => {
             return Err(Error::InvalidConfig(format!(

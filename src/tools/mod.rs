@@ -12,7 +12,7 @@ mod run;
 mod shell_executor;
 mod validate;
 
-pub use run::CANCELLED;
+pub use run::{CANCELLED, MAX_TIMEOUT_SECS};
 pub use validate::{accepts, validate_args};
 
 use async_trait::async_trait;

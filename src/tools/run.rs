@@ -15,6 +15,9 @@ use crate::model::{ExecutionStatus, ToolResult};
 /// recognises it to report its own deadline instead.
 pub const CANCELLED: &str = "Execution cancelled";
 
+/// Timeouts longer than this (a century) mean no limit: far deadlines overflow the clock.
+pub const MAX_TIMEOUT_SECS: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
+
 /// How long our own helper commands (cleanup, `mkdir`, `realpath`) may take.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,10 +37,9 @@ pub fn timeout_arg(args: &Map<String, Value>, key: &str, default: Option<u64>) -
         Some(_) => return None,
     };
     let secs = number.as_f64()?;
-    if secs <= 0.0 {
+    if secs <= 0.0 || secs > MAX_TIMEOUT_SECS {
         return None;
     }
-    // Beyond what a Duration holds is "no limit" in practice.
     let duration = Duration::try_from_secs_f64(secs).ok()?;
     Some(Timeout {
         duration,
@@ -276,6 +278,10 @@ mod tests {
         assert_eq!(timeout_arg(&args(json!({})), "compile_timeout", None), None);
         assert_eq!(
             timeout_arg(&args(json!({"timeout": 1e300})), "timeout", None),
+            None
+        );
+        assert_eq!(
+            timeout_arg(&args(json!({"timeout": 1e19})), "timeout", None),
             None
         );
     }
