@@ -4,6 +4,11 @@
 //! replacement whatever `encoding` says. enclave honours `encoding` both ways for the codecs
 //! below, and adds `base64` so binary files travel exactly in a JSON string.
 
+use base64::alphabet;
+use base64::engine::general_purpose::{self, GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+
 /// A supported `encoding` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -90,70 +95,23 @@ impl Encoding {
     }
 }
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Decoding accepts what people paste: missing padding, line breaks.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Standard base64 with padding.
 pub fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    general_purpose::STANDARD.encode(bytes)
 }
 
 /// Standard base64; whitespace is ignored and padding is optional.
 pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    let mut padding = 0;
-    for (i, c) in text.bytes().enumerate() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padding += 1;
-                continue;
-            }
-            c if c.is_ascii_whitespace() => continue,
-            _ => {
-                return Err(format!(
-                    "invalid base64 content: unexpected byte at offset {i}"
-                ))
-            }
-        };
-        if padding > 0 {
-            return Err(format!(
-                "invalid base64 content: data after padding at offset {i}"
-            ));
-        }
-        acc = (acc << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if bits >= 6 || padding > 2 {
-        return Err("invalid base64 content: truncated".into());
-    }
-    Ok(out)
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    LENIENT
+        .decode(compact)
+        .map_err(|e| format!("invalid base64 content: {e}"))
 }
 
 #[cfg(test)]
