@@ -40,6 +40,8 @@ pub enum Error {
         tool: String,
         available: Vec<String>,
     },
+    #[error("{0}")]
+    Usage(String),
     #[error("interrupted")]
     Interrupted,
 }
@@ -56,6 +58,7 @@ impl Error {
             Error::ImageUnavailable { .. } => "image_unavailable",
             Error::InvalidToolArgs { .. } => "invalid_arguments",
             Error::ToolUnavailable { .. } => "tool_unavailable",
+            Error::Usage(_) => "usage",
             Error::Interrupted => "interrupted",
         }
     }
@@ -63,7 +66,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::DockerUnavailable { .. } | Error::Engine(_) => exit_code::ENGINE,
-            Error::InvalidToolArgs { .. } => exit_code::USAGE,
+            Error::InvalidToolArgs { .. } | Error::Usage(_) => exit_code::USAGE,
             Error::Interrupted => exit_code::INTERRUPTED,
             Error::NotFound(_)
             | Error::Ambiguous { .. }
@@ -97,7 +100,7 @@ impl Error {
             }
             Error::InvalidToolArgs { tool, .. } => {
                 return Some(format!(
-                    "`enclave tools --schema {tool}` shows its parameters"
+                    "`enclave tools ID --schema {tool}` shows its parameters"
                 ))
             }
             Error::ToolUnavailable { available, .. } if available.is_empty() => {
@@ -106,6 +109,7 @@ impl Error {
             Error::ToolUnavailable { available, .. } => {
                 return Some(format!("its tools are: {}", available.join(", ")))
             }
+            Error::Usage(_) => "`--help` shows what the command takes",
             Error::Engine(_) | Error::Interrupted => return None,
         };
         Some(hint.to_string())

@@ -8,40 +8,6 @@ use futures_util::TryStreamExt;
 
 use super::{engine_error, DockerBackend};
 
-impl DockerBackend {
-    /// Extracts a tar archive into `dir` in the container (the directory must exist).
-    pub async fn upload_tar(&self, container: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
-        let options = UploadToContainerOptions {
-            path: dir.to_string(),
-            ..Default::default()
-        };
-        self.docker
-            .upload_to_container(
-                container,
-                Some(options),
-                bollard::body_full(Bytes::from(tar)),
-            )
-            .await
-            .map_err(engine_error)
-            .with_context(|| format!("copying files into `{dir}`"))
-    }
-
-    /// A tar archive of `path` (a file or a directory) in the container.
-    pub async fn download_tar(&self, container: &str, path: &str) -> Result<Vec<u8>> {
-        let options = DownloadFromContainerOptions {
-            path: path.to_string(),
-        };
-        let chunks: Vec<Bytes> = self
-            .docker
-            .download_from_container(container, Some(options))
-            .map_err(engine_error)
-            .try_collect()
-            .await
-            .with_context(|| format!("copying `{path}` out of the container"))?;
-        Ok(chunks.concat())
-    }
-}
-
 /// What the engine reports about a path (`lstat`; for a symlink, `link_target` is where it
 /// leads, resolved inside the container).
 #[derive(Debug, Clone)]
@@ -93,7 +59,8 @@ impl DockerBackend {
         }
     }
 
-    /// Like `download_tar`, but gives up (`None`) once the archive passes `max_bytes`.
+    /// A tar archive of `path` (a file or a directory) in the container; gives up (`None`)
+    /// once the archive passes `max_bytes`.
     pub async fn download_tar_capped(
         &self,
         container: &str,
@@ -121,9 +88,9 @@ impl DockerBackend {
         Ok(Some(tar))
     }
 
-    /// Like `upload_tar`, but an entry that would replace a directory with a file (or the other
-    /// way round) is an error instead of deleting the directory, and the files belong to the
-    /// container's user rather than root.
+    /// Extracts a tar archive into `dir` in the container (which must exist). An entry that
+    /// would replace a directory with a file (or the other way round) is an error instead of
+    /// deleting the directory, and the files belong to the container's user rather than root.
     pub async fn upload_tar_keeping_dirs(
         &self,
         container: &str,

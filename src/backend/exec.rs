@@ -152,7 +152,7 @@ impl DockerBackend {
             })
         });
 
-        let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+        let deadline = deadline_after(spec.timeout);
         let mut probe = StartFailureProbe::new(sink);
         let stopped = pump_output(&mut output, &mut probe, deadline, &spec.cancel).await;
         let sink = probe.inner;
@@ -247,6 +247,11 @@ impl DockerBackend {
 
 pub(super) type OutputStream =
     std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+
+/// When a timeout expires; one too far away to represent is no timeout at all.
+pub(super) fn deadline_after(timeout: Option<Duration>) -> Option<tokio::time::Instant> {
+    timeout.and_then(|t| tokio::time::Instant::now().checked_add(t))
+}
 
 /// Copies output to the sink until the stream ends (`None`), the deadline passes or the token is
 /// cancelled.

@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::exec::{drain, pump_output};
+use super::exec::{deadline_after, drain, pump_output};
 use super::{
     engine_error, CreateSpec, DockerBackend, ExecEnd, ExecOutcome, ExecSpec, ImageDefaults,
     OutputSink,
@@ -65,7 +65,7 @@ impl DockerBackend {
         if let Err(e) = self.docker.start_container(container, None).await {
             return start_failure(e, sink, started);
         }
-        let deadline = io.timeout.map(|t| tokio::time::Instant::now() + t);
+        let deadline = deadline_after(io.timeout);
         let end = match pump_output(&mut output, sink, deadline, &io.cancel).await? {
             None => ExecEnd::Exited(Some(self.exit_status(container).await?)),
             Some(end) => {

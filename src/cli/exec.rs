@@ -43,6 +43,9 @@ pub struct CommandArgs {
     pub interactive: bool,
 }
 
+/// A year: anything longer is a typo, not a timeout.
+const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
 /// How the command was given; checked before anything runs.
 pub struct CommandLine {
     pub argv: Vec<String>,
@@ -55,7 +58,7 @@ pub struct CommandLine {
 impl CommandLine {
     pub fn parse(args: CommandArgs, env: &[String], workdir: Option<String>) -> Result<Self> {
         let argv = match (args.words.as_slice(), args.argv.as_slice()) {
-            ([], []) => bail!(Error::InvalidConfig(
+            ([], []) => bail!(Error::Usage(
                 "no command given: pass a shell string, or argv after `--`".into()
             )),
             (words, []) if words.len() == 1 => {
@@ -63,22 +66,23 @@ impl CommandLine {
             }
             (words, []) => words.to_vec(),
             ([], argv) => argv.to_vec(),
-            _ => bail!(Error::InvalidConfig(
+            _ => bail!(Error::Usage(
                 "give the command either as words or after `--`, not both".into()
             )),
         };
         let timeout = match args.timeout {
             None => None,
-            Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
-            Some(t) => bail!(Error::InvalidConfig(format!(
-                "--timeout must be a positive number of seconds, got {t}"
+            Some(t) if t > 0.0 && t <= MAX_TIMEOUT_SECS => Some(Duration::from_secs_f64(t)),
+            Some(t) => bail!(Error::Usage(format!(
+                "--timeout must be a positive number of seconds, at most a year ({MAX_TIMEOUT_SECS}); got {}",
+                if t.abs() < 1e9 { t.to_string() } else { format!("{t:e}") }
             ))),
         };
         let env = env
             .iter()
             .map(|e| parse_env(e).map(|(k, v)| format!("{k}={v}")))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(Error::InvalidConfig)?;
+            .map_err(Error::Usage)?;
         Ok(CommandLine {
             argv,
             timeout,

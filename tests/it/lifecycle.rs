@@ -715,14 +715,14 @@ mod bad_input {
     #[test]
     fn a_failed_start_removes_the_container() {
         let env = TestEnv::new();
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("exits.json");
-        let config = serde_json::json!({"image": test_image(), "command": ["true"]});
-        std::fs::write(&file, config.to_string()).unwrap();
-        let out = create_fails(&env, &["--config", file.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(125));
+        // A host port that is taken makes the start fail after the container was created.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let publish = format!("127.0.0.1:{port}:80");
+        let out = create_fails(&env, &["--image", &test_image(), "--port", &publish]);
+        assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
         assert!(
-            stderr(&out).contains("exited right after starting"),
+            stderr(&out).contains("starting the container"),
             "{}",
             stderr(&out)
         );
@@ -798,14 +798,14 @@ mod bad_input {
             .args(["exec", "--timeout", "0", "zzzzzzzz", "true"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(2));
         assert!(
             stderr(&out).contains("--timeout must be a positive number"),
             "{}",
             stderr(&out)
         );
         let out = env.cmd().args(["exec", "zzzzzzzz"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(2));
         assert!(
             stderr(&out).contains("no command given"),
             "{}",
