@@ -46,6 +46,12 @@ _enclave() {
             enclave,run)
                 cmd="enclave__subcmd__run"
                 ;;
+            enclave,run-tool)
+                cmd="enclave__subcmd__run__subcmd__tool"
+                ;;
+            enclave,tools)
+                cmd="enclave__subcmd__tools"
+                ;;
             enclave__subcmd__help,completions)
                 cmd="enclave__subcmd__help__subcmd__completions"
                 ;;
@@ -70,6 +76,12 @@ _enclave() {
             enclave__subcmd__help,run)
                 cmd="enclave__subcmd__help__subcmd__run"
                 ;;
+            enclave__subcmd__help,run-tool)
+                cmd="enclave__subcmd__help__subcmd__run__subcmd__tool"
+                ;;
+            enclave__subcmd__help,tools)
+                cmd="enclave__subcmd__help__subcmd__tools"
+                ;;
             *)
                 ;;
         esac
@@ -77,7 +89,7 @@ _enclave() {
 
     case "${cmd}" in
         enclave)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version create ls ps inspect exec run rm remove completions help"
+            opts="-q -v -h -V --json --color --quiet --verbose --help --version create ls ps inspect exec run run-tool tools rm remove completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,7 +203,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__exec)
-            opts="-t -e -w -i -q -v -h -V --timeout --env --workdir --interactive --json --color --quiet --verbose --help --version"
+            opts="-t -i -e -w -q -v -h -V --timeout --interactive --env --workdir --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,7 +245,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__help)
-            opts="create ls inspect exec run rm completions help"
+            opts="create ls inspect exec run run-tool tools rm completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,6 +357,34 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__help__subcmd__run__subcmd__tool)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__help__subcmd__tools)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -484,6 +524,62 @@ _enclave() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__run__subcmd__tool)
+            opts="-t -q -v -h -V --arg --args --timeout --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --arg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --args)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__tools)
+            opts="-q -v -h -V --schema --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

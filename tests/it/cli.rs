@@ -23,6 +23,8 @@ fn help_text_snapshots() {
         "inspect",
         "exec",
         "run",
+        "run-tool",
+        "tools",
         "rm",
         "completions",
     ] {
