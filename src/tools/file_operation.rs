@@ -46,7 +46,7 @@ impl Tool for FileOperation {
     }
 
     fn parameters(&self) -> Value {
-        PARAMETERS()
+        parameters_schema()
     }
 
     fn sandbox_types(&self) -> &'static [SandboxType] {
@@ -453,8 +453,7 @@ fn file_tar(name: &str, bytes: &[u8], mode: u32) -> std::io::Result<Vec<u8>> {
 
 const DESCRIPTION: &str = "Perform file operations like read, write, delete, and list files";
 
-#[allow(non_snake_case)]
-fn PARAMETERS() -> Value {
+fn parameters_schema() -> Value {
     json!({"type":"object","properties":{"operation":{"type":"string","description":"Type of file operation to perform","enum":["create","read","write","delete","list","exists"]},"file_path":{"type":"string","description":"Path to the file or directory"},"content":{"type":"string","description":"Content to write to file (only for write operation)"},"encoding":{"type":"string","description":"File encoding","default":"utf-8"}},"required":["operation","file_path"],"additionalProperties":false})
 }
 

@@ -41,7 +41,7 @@ impl Tool for MultiCodeExecutor {
     }
 
     fn parameters(&self) -> Value {
-        PARAMETERS()
+        parameters_schema()
     }
 
     fn sandbox_types(&self) -> &'static [SandboxType] {
@@ -262,8 +262,7 @@ fn work_dir() -> String {
 
 const DESCRIPTION: &str = "Execute code in various languages (python, cpp, csharp, go, java, nodejs, ts, rust, php, bash, pytest, jest, go_test, lua, r, perl, d_ut, ruby, scala, julia, kotlin_script, verilog, lean, swift, racket) with runtime tuning";
 
-#[allow(non_snake_case)]
-fn PARAMETERS() -> Value {
+fn parameters_schema() -> Value {
     json!({"type":"object","properties":{
         "language":{"type":"string","description":"Programming language (python, cpp, csharp, go, java, nodejs, ts, rust, php, bash, pytest, jest, go_test, lua, r, perl, d_ut, ruby, scala, julia, kotlin_script, verilog, lean, swift, racket)"},
         "code":{"type":"string","description":"Source code to execute"},

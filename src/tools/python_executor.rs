@@ -47,7 +47,7 @@ impl Tool for PythonExecutor {
     }
 
     fn parameters(&self) -> Value {
-        PARAMETERS()
+        parameters_schema()
     }
 
     fn sandbox_types(&self) -> &'static [SandboxType] {
@@ -112,8 +112,7 @@ fn temp_script_path() -> String {
 
 const DESCRIPTION: &str = "Execute Python code in an isolated environment using IPython";
 
-#[allow(non_snake_case)]
-fn PARAMETERS() -> Value {
+fn parameters_schema() -> Value {
     json!({"type":"object","properties":{"code":{"type":"string","description":"Python code to execute"},"timeout":{"type":"integer","description":"Execution timeout in seconds","default":30}},"required":["code"],"additionalProperties":false})
 }
 

@@ -22,7 +22,7 @@ impl Tool for ShellExecutor {
     }
 
     fn parameters(&self) -> Value {
-        PARAMETERS()
+        parameters_schema()
     }
 
     fn sandbox_types(&self) -> &'static [SandboxType] {
@@ -66,8 +66,7 @@ fn argv(command: Option<&Value>) -> Option<Vec<String>> {
 
 const DESCRIPTION: &str = "Execute shell commands in an isolated environment";
 
-#[allow(non_snake_case)]
-fn PARAMETERS() -> Value {
+fn parameters_schema() -> Value {
     json!({"type":"object","properties":{"command":{"anyOf":[{"type":"string","description":"Shell command to execute"},{"type":"array","description":"List of shell command arguments to execute","items":{"type":"string"}}]},"timeout":{"type":"integer","description":"Execution timeout in seconds","default":30}},"required":["command"],"additionalProperties":false})
 }
 
