@@ -15,11 +15,18 @@ use super::encoding::Encoding;
 use super::options::ToolOptions;
 use super::paths::{self, Policy};
 use super::run::{self, Command, Finished};
-use super::{Tool, ToolContext};
+use super::{Tool, ToolContext, ToolInfo};
 use crate::backend::{ExecEnd, ExecSpec, OutputSink, PathStat};
 use crate::model::{SandboxType, ToolResult};
 
 pub struct FileOperation;
+
+static INFO: ToolInfo = ToolInfo {
+    key: "file_operation",
+    description: DESCRIPTION,
+    sandbox_types: &[SandboxType::Docker],
+    parameters: parameters_schema,
+};
 
 /// Symlinks followed before a read gives up.
 const MAX_LINKS: usize = 8;
@@ -37,20 +44,8 @@ printf '%s%s\n' "$r" "$rest""#;
 
 #[async_trait]
 impl Tool for FileOperation {
-    fn key(&self) -> &'static str {
-        "file_operation"
-    }
-
-    fn description(&self) -> &'static str {
-        DESCRIPTION
-    }
-
-    fn parameters(&self) -> Value {
-        parameters_schema()
-    }
-
-    fn sandbox_types(&self) -> &'static [SandboxType] {
-        &[SandboxType::Docker]
+    fn info(&self) -> &'static ToolInfo {
+        &INFO
     }
 
     async fn execute(

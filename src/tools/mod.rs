@@ -35,15 +35,37 @@ pub struct ToolContext<'a> {
     pub cancel: CancellationToken,
 }
 
+/// What describes a tool, apart from running it.
+pub struct ToolInfo {
+    /// The registration key, also the default name.
+    pub key: &'static str,
+    pub description: &'static str,
+    /// Sandbox types the tool declares; usable where any of them is compatible.
+    pub sandbox_types: &'static [SandboxType],
+    /// The JSON schema of the parameters: `{"type":"object","properties":…}`.
+    pub parameters: fn() -> Value,
+}
+
 #[async_trait]
 pub trait Tool: Send + Sync {
-    /// The registration key, also the default name.
-    fn key(&self) -> &'static str;
-    fn description(&self) -> &'static str;
-    /// The JSON schema of the parameters: `{"type":"object","properties":…}`.
-    fn parameters(&self) -> Value;
-    /// Sandbox types the tool declares; usable where any of them is compatible.
-    fn sandbox_types(&self) -> &'static [SandboxType];
+    fn info(&self) -> &'static ToolInfo;
+
+    fn key(&self) -> &'static str {
+        self.info().key
+    }
+
+    fn description(&self) -> &'static str {
+        self.info().description
+    }
+
+    fn parameters(&self) -> Value {
+        (self.info().parameters)()
+    }
+
+    fn sandbox_types(&self) -> &'static [SandboxType] {
+        self.info().sandbox_types
+    }
+
     /// Runs one call. `args` were already validated against `parameters()`; `options` is the
     /// tool's entry in `tools_config`.
     async fn execute(

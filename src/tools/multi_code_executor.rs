@@ -14,11 +14,18 @@ use serde_json::{json, Map, Value};
 use super::languages::{self, Language};
 use super::options::ToolOptions;
 use super::run::{self, Command, Finished, Texts, Timeout, COMMAND_TEXTS};
-use super::{Tool, ToolContext};
+use super::{Tool, ToolContext, ToolInfo};
 use crate::backend::ExecEnd;
 use crate::model::{SandboxType, ToolResult};
 
 pub struct MultiCodeExecutor;
+
+static INFO: ToolInfo = ToolInfo {
+    key: "multi_code_executor",
+    description: DESCRIPTION,
+    sandbox_types: &[SandboxType::Docker],
+    parameters: parameters_schema,
+};
 
 const PREPARE_TEXTS: Texts<'static> = Texts {
     timed_out: "dotnet project initialization timed out after {t} seconds",
@@ -32,20 +39,8 @@ const BUILD_TEXTS: Texts<'static> = Texts {
 
 #[async_trait]
 impl Tool for MultiCodeExecutor {
-    fn key(&self) -> &'static str {
-        "multi_code_executor"
-    }
-
-    fn description(&self) -> &'static str {
-        DESCRIPTION
-    }
-
-    fn parameters(&self) -> Value {
-        parameters_schema()
-    }
-
-    fn sandbox_types(&self) -> &'static [SandboxType] {
-        &[SandboxType::Docker]
+    fn info(&self) -> &'static ToolInfo {
+        &INFO
     }
 
     async fn execute(

@@ -11,10 +11,17 @@ use serde_json::{json, Map, Value};
 
 use super::options::ToolOptions;
 use super::run::{self, Command, COMMAND_TEXTS};
-use super::{Tool, ToolContext};
+use super::{Tool, ToolContext, ToolInfo};
 use crate::model::{SandboxType, ToolResult};
 
 pub struct PythonExecutor;
+
+static INFO: ToolInfo = ToolInfo {
+    key: "python_executor",
+    description: DESCRIPTION,
+    sandbox_types: &[SandboxType::Docker],
+    parameters: parameters_schema,
+};
 
 /// `$1`: the temp file, `$2`: the interpreter (empty: find one). The code arrives on stdin.
 const RUNNER: &str = r#"f=$1 py=$2
@@ -38,20 +45,8 @@ exit $rc"#;
 
 #[async_trait]
 impl Tool for PythonExecutor {
-    fn key(&self) -> &'static str {
-        "python_executor"
-    }
-
-    fn description(&self) -> &'static str {
-        DESCRIPTION
-    }
-
-    fn parameters(&self) -> Value {
-        parameters_schema()
-    }
-
-    fn sandbox_types(&self) -> &'static [SandboxType] {
-        &[SandboxType::Docker]
+    fn info(&self) -> &'static ToolInfo {
+        &INFO
     }
 
     async fn execute(

@@ -6,27 +6,22 @@ use serde_json::{json, Map, Value};
 
 use super::options::ToolOptions;
 use super::run::{self, Command, COMMAND_TEXTS};
-use super::{Tool, ToolContext};
+use super::{Tool, ToolContext, ToolInfo};
 use crate::model::{SandboxType, ToolResult};
 
 pub struct ShellExecutor;
 
+static INFO: ToolInfo = ToolInfo {
+    key: "shell_executor",
+    description: DESCRIPTION,
+    sandbox_types: &[SandboxType::Docker],
+    parameters: parameters_schema,
+};
+
 #[async_trait]
 impl Tool for ShellExecutor {
-    fn key(&self) -> &'static str {
-        "shell_executor"
-    }
-
-    fn description(&self) -> &'static str {
-        DESCRIPTION
-    }
-
-    fn parameters(&self) -> Value {
-        parameters_schema()
-    }
-
-    fn sandbox_types(&self) -> &'static [SandboxType] {
-        &[SandboxType::Docker]
+    fn info(&self) -> &'static ToolInfo {
+        &INFO
     }
 
     async fn execute(
