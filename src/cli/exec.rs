@@ -46,6 +46,18 @@ pub struct CommandArgs {
 /// A year: anything longer is a typo, not a timeout.
 const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
 
+/// `--timeout SECS`: positive, at most a year; checked before anything runs.
+pub fn parse_timeout(secs: Option<f64>) -> Result<Option<Duration>> {
+    match secs {
+        None => Ok(None),
+        Some(t) if t > 0.0 && t <= MAX_TIMEOUT_SECS => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) => bail!(Error::Usage(format!(
+            "--timeout must be a positive number of seconds, at most a year ({MAX_TIMEOUT_SECS}); got {}",
+            if t.abs() < 1e9 { t.to_string() } else { format!("{t:e}") }
+        ))),
+    }
+}
+
 /// How the command was given; checked before anything runs.
 pub struct CommandLine {
     pub argv: Vec<String>,
@@ -70,14 +82,7 @@ impl CommandLine {
                 "give the command either as words or after `--`, not both".into()
             )),
         };
-        let timeout = match args.timeout {
-            None => None,
-            Some(t) if t > 0.0 && t <= MAX_TIMEOUT_SECS => Some(Duration::from_secs_f64(t)),
-            Some(t) => bail!(Error::Usage(format!(
-                "--timeout must be a positive number of seconds, at most a year ({MAX_TIMEOUT_SECS}); got {}",
-                if t.abs() < 1e9 { t.to_string() } else { format!("{t:e}") }
-            ))),
-        };
+        let timeout = parse_timeout(args.timeout)?;
         let env = env
             .iter()
             .map(|e| parse_env(e).map(|(k, v)| format!("{k}={v}")))

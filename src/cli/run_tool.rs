@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Map, Value};
 
+use super::exec::parse_timeout;
 use super::Ctx;
 use crate::error::{exit_code, Error};
 use crate::manager::Manager;
@@ -35,18 +36,8 @@ pub async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
         tool: args.tool.clone(),
         message,
     };
-    let deadline = match args.timeout {
-        None => None,
-        // Beyond a century is no deadline; a far deadline would overflow the clock.
-        Some(t) if t > tools::MAX_TIMEOUT_SECS && t.is_finite() => None,
-        Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
-        Some(t) => {
-            return Err(Error::InvalidConfig(format!(
-                "--timeout must be a positive number of seconds, got {t}"
-            ))
-            .into())
-        }
-    };
+    let deadline = parse_timeout(args.timeout)?;
+
     let mut call_args = match &args.args {
         Some(source) => read_args(source).map_err(invalid)?,
         None => Map::new(),
@@ -59,9 +50,8 @@ pub async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
         .map_err(invalid)?;
 
     let manager = ctx.manager().await?;
-    let id = manager.resolve(&args.id).await?;
     if !pairs.is_empty() {
-        let schemas = manager.tools(&id).await?;
+        let schemas = manager.tools(&args.id).await?;
         let parameters = schemas
             .get(&args.tool)
             .map(|s| s["function"]["parameters"].clone());
@@ -71,7 +61,7 @@ pub async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
         }
     }
 
-    let result = call(&manager, &id, &args.tool, call_args, deadline, ctx).await?;
+    let result = call(&manager, &args.id, &args.tool, call_args, deadline, ctx).await?;
     if result.status == ExecutionStatus::Cancelled {
         return Err(Error::Interrupted.into());
     }

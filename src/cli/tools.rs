@@ -32,12 +32,12 @@ pub async fn run(args: ToolsArgs, ctx: &Ctx) -> Result<u8> {
     let schemas: IndexMap<String, Value> = match &args.id {
         Some(id) => {
             let manager = ctx.manager().await?;
-            let id = manager.resolve(id).await?;
-            let schemas = manager.tools(&id).await?;
+            let info = manager.info(id).await?;
+            let schemas = info.available_tools;
             if let Some(name) = &args.schema {
                 let Some(schema) = schemas.get(name) else {
                     return Err(Error::ToolUnavailable {
-                        sandbox: id,
+                        sandbox: info.id,
                         tool: name.clone(),
                         available: schemas.keys().cloned().collect(),
                     }
