@@ -125,11 +125,8 @@ fn read_args(source: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(format!("{from} must be a JSON object of arguments")),
-        Err(e) => Err(format!(
-            "{from}: malformed JSON at line {}, column {}: {e}",
-            e.line(),
-            e.column()
-        )),
+        // serde_json's message ends with "at line L column C".
+        Err(e) => Err(format!("{from}: malformed JSON: {e}")),
     }
 }
 

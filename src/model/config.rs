@@ -155,11 +155,8 @@ impl DockerSandboxConfig {
     /// Parses an ms-enclave config JSON; `null` and `{}` give the defaults.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "malformed JSON at line {}, column {}: {e}",
-                e.line(),
-                e.column()
-            )
+            // serde_json's message ends with "at line L column C".
+            format!("malformed JSON: {e}")
         })?;
         Self::from_value(value)
     }

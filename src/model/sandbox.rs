@@ -74,9 +74,8 @@ impl SandboxStatus {
         match state {
             "running" => SandboxStatus::Running,
             "created" | "restarting" => SandboxStatus::Initializing,
-            "paused" => SandboxStatus::Idle,
             "removing" => SandboxStatus::Stopping,
-            "exited" => SandboxStatus::Stopped,
+            "exited" | "paused" | "dead" => SandboxStatus::Stopped,
             _ => SandboxStatus::Error,
         }
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 pub use progress::{PullProgress, Spinner};
 
-use crate::error::{self, Quoted};
+use crate::error::{self, Error, Quoted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum ColorChoice {
@@ -123,24 +123,15 @@ impl Output {
     /// Renders an error once: to stderr, and with `--json` also to stdout as an object.
     pub fn error(&self, err: &anyhow::Error) {
         let domain = error::find(err);
-        let message = match domain {
-            Some(e) => e.to_string(),
-            None => err.to_string(),
-        };
+        // The domain error is the headline wherever it sits in the chain; every other link
+        // (context added above it, the source below it) reads as a cause.
+        let message = domain.map_or_else(|| err.to_string(), ToString::to_string);
         let mut causes: Vec<String> = err
             .chain()
-            .skip(1)
-            .map(|c| c.to_string())
+            .map(ToString::to_string)
+            .chain(domain.and_then(Error::cause))
             .filter(|c| *c != message)
             .collect();
-        if domain.is_some() && err.chain().next().map(|c| c.to_string()) != Some(message.clone()) {
-            // Context added above the domain error reads as a cause too.
-            causes.insert(0, err.to_string());
-            causes.retain(|c| *c != message);
-        }
-        if let Some(detail) = domain.and_then(|e| e.cause()) {
-            causes.push(detail);
-        }
         causes.dedup();
         let hint = domain.and_then(|e| e.hint());
         self.render_error(&message, &causes, hint.as_deref());
