@@ -28,6 +28,8 @@ pub enum Error {
         prefix: String,
         candidates: Vec<String>,
     },
+    #[error("sandbox `{id}` is not running (status: {status})")]
+    NotRunning { id: String, status: String },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     #[error("image `{image}` is not available locally and could not be pulled")]
@@ -53,6 +55,7 @@ impl Error {
             Error::DockerUnavailable { .. } => "docker_unavailable",
             Error::Engine(_) => "engine_error",
             Error::NotFound(_) => "not_found",
+            Error::NotRunning { .. } => "not_running",
             Error::Ambiguous { .. } => "ambiguous",
             Error::InvalidConfig(_) => "invalid_config",
             Error::ImageUnavailable { .. } => "image_unavailable",
@@ -69,6 +72,7 @@ impl Error {
             Error::InvalidToolArgs { .. } | Error::Usage(_) => exit_code::USAGE,
             Error::Interrupted => exit_code::INTERRUPTED,
             Error::NotFound(_)
+            | Error::NotRunning { .. }
             | Error::Ambiguous { .. }
             | Error::InvalidConfig(_)
             | Error::ImageUnavailable { .. }
@@ -93,6 +97,12 @@ impl Error {
                  or point DOCKER_HOST at one; `./scripts/ensure-docker.sh` does it on Debian"
             }
             Error::NotFound(_) => "`enclave ls` lists the sandboxes you have",
+            Error::NotRunning { id, .. } => {
+                return Some(format!(
+                    "its container was stopped outside enclave: `docker start enclave-{id}` \
+                     brings it back, or `enclave rm {id}` removes it"
+                ))
+            }
             Error::Ambiguous { .. } => "give more characters of the id",
             Error::InvalidConfig(_) => "see docs/config.md for every field and its format",
             Error::ImageUnavailable { .. } => {

@@ -180,7 +180,7 @@ impl LocalManager {
             }))
     }
 
-    /// The container of a sandbox that must exist.
+    /// The container of a sandbox that must exist and be running.
     async fn live_container(&self, id: &str) -> Result<(Found, String)> {
         let found = self.find(id).await?;
         let container = match &found.container {
@@ -190,6 +190,13 @@ impl LocalManager {
                     .context("its container no longer exists; `enclave rm` forgets it")
             }
         };
+        if found.status() != SandboxStatus::Running {
+            return Err(Error::NotRunning {
+                id: found.id.clone(),
+                status: found.status().as_str().to_string(),
+            }
+            .into());
+        }
         Ok((found, container))
     }
 
@@ -367,15 +374,7 @@ impl Manager for LocalManager {
         spec: ExecSpec,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome> {
-        let (found, container) = self.live_container(id).await?;
-        if found.status() != SandboxStatus::Running {
-            return Err(Error::Engine(format!(
-                "sandbox `{}` is not running (status: {})",
-                found.id,
-                found.status().as_str()
-            ))
-            .into());
-        }
+        let (_, container) = self.live_container(id).await?;
         self.backend.exec(&container, spec, sink).await
     }
 

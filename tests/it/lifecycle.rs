@@ -733,6 +733,32 @@ mod bad_input {
     }
 
     #[test]
+    fn a_stopped_sandbox_says_so() {
+        let env = TestEnv::new();
+        let id = env.create(&["--tool", "shell_executor"]);
+        assert!(docker(&["stop", "-t", "0", &format!("enclave-{id}")])
+            .status
+            .success());
+        let out = env.cmd().args(["exec", &id, "true"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("sandbox `{id}` is not running (status: stopped)")),
+            "{err}"
+        );
+        assert!(err.contains(&format!("docker start enclave-{id}")), "{err}");
+        let out = env
+            .cmd()
+            .args(["run-tool", &id, "shell_executor", "--arg", "command=true"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+        let listed = ls_json(&env);
+        assert_eq!(status_of(&listed, &id), "stopped");
+    }
+
+    #[test]
     fn docker_not_running() {
         let env = TestEnv::new();
         let out = env
