@@ -102,7 +102,14 @@ impl LocalManager {
 
     /// Everything known locally: state records joined with labelled containers.
     async fn find_all(&self) -> Result<Vec<Found>> {
-        let records = self.state.load()?.sandboxes;
+        self.join_with_containers(self.state.load()?.sandboxes)
+            .await
+    }
+
+    async fn join_with_containers(
+        &self,
+        records: IndexMap<String, SandboxRecord>,
+    ) -> Result<Vec<Found>> {
         let mut containers: IndexMap<String, ContainerRecord> = self
             .backend
             .list_sandbox_containers()
@@ -130,7 +137,8 @@ impl LocalManager {
 
     async fn find(&self, id_or_prefix: &str) -> Result<Found> {
         // Fast path: an exact id in the state file needs no container listing.
-        if let Some(record) = self.state.load()?.sandboxes.get(id_or_prefix).cloned() {
+        let mut records = self.state.load()?.sandboxes;
+        if let Some(record) = records.shift_remove(id_or_prefix) {
             let container = self.container_for(&record).await?;
             return Ok(Found {
                 id: record.id.clone(),
@@ -139,7 +147,7 @@ impl LocalManager {
             });
         }
         let mut matches: Vec<Found> = self
-            .find_all()
+            .join_with_containers(records)
             .await?
             .into_iter()
             .filter(|f| f.id.starts_with(id_or_prefix))

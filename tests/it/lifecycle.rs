@@ -158,21 +158,22 @@ fn assert_marker_never_appears(env: &TestEnv, id: &str, marker: &str) {
     );
 }
 
+fn exec_with_one_second_timeout(env: &TestEnv, id: &str, command: &str) -> std::process::Output {
+    env.cmd()
+        .args(["exec", "--timeout", "1", id, command])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn timeout_kills_grandchildren_and_keeps_output() {
     let env = TestEnv::new();
     let id = env.create(&[]);
-    let out = env
-        .cmd()
-        .args([
-            "exec",
-            "--timeout",
-            "1",
-            &id,
-            "echo started; bash -c '(sleep 2; touch /tmp/grandchild) & wait'",
-        ])
-        .output()
-        .unwrap();
+    let out = exec_with_one_second_timeout(
+        &env,
+        &id,
+        "echo started; bash -c '(sleep 2; touch /tmp/grandchild) & wait'",
+    );
     assert_eq!(out.status.code(), Some(124));
     assert_eq!(
         stdout(&out),
@@ -187,17 +188,11 @@ fn timeout_kills_grandchildren_and_keeps_output() {
 fn timeout_kills_a_setsid_child() {
     let env = TestEnv::new();
     let id = env.create(&[]);
-    let out = env
-        .cmd()
-        .args([
-            "exec",
-            "--timeout",
-            "1",
-            &id,
-            "setsid sh -c 'sleep 2; touch /tmp/escaped' & sleep 100",
-        ])
-        .output()
-        .unwrap();
+    let out = exec_with_one_second_timeout(
+        &env,
+        &id,
+        "setsid sh -c 'sleep 2; touch /tmp/escaped' & sleep 100",
+    );
     assert_eq!(out.status.code(), Some(124));
     assert_marker_never_appears(&env, &id, "/tmp/escaped");
     let ps = env
