@@ -7,30 +7,18 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use enclave::backend::{DockerBackend, ExecEnd, ExecSpec, OutputSink, PullObserver};
-use enclave::manager::{CreateRequest, LocalManager, Manager};
-use enclave::model::{DockerSandboxConfig, ExecutionStatus, SandboxType, ToolsConfig};
+use enclave::backend::DockerEngine;
+use enclave::manager::{CreateRequest, LocalManager, Manager, ToolCall};
+use enclave::model::{
+    Discard, DockerSandboxConfig, ExecEnd, ExecSpec, ExecutionStatus, NoProgress, Sandbox,
+    SandboxType, ToolsConfig,
+};
 use enclave::state::StateStore;
 
 const WARM_UP: usize = 3;
-
-struct Quiet;
-
-impl PullObserver for Quiet {
-    fn started(&self, _: &str) {}
-    fn layer(&self, _: &str, _: u64, _: u64) {}
-    fn finished(&self) {}
-}
-
-struct Discard;
-
-impl OutputSink for Discard {
-    fn stdout(&mut self, _: &[u8]) {}
-    fn stderr(&mut self, _: &[u8]) {}
-}
 
 /// One thing to time: a tool call, or the raw exec it is compared with.
 enum Probe {
@@ -61,7 +49,7 @@ fn main() -> Result<()> {
 async fn bench(image: &str, runs: usize) -> Result<()> {
     let state_dir = tempfile::tempdir()?;
     let manager = LocalManager::new(
-        DockerBackend::connect().await?,
+        DockerEngine::connect().await?,
         StateStore::at(state_dir.path()),
     );
     let mut config = DockerSandboxConfig {
@@ -76,11 +64,12 @@ async fn bench(image: &str, runs: usize) -> Result<()> {
         extra_labels: vec![("enclave-bench".into(), "tools".into())],
     };
     let info = manager
-        .create(request, &Quiet, &CancellationToken::new())
+        .create(request, &NoProgress, &CancellationToken::new())
         .await
         .context("creating the bench sandbox")?;
-    let measured = measure(&manager, &info.id, &info.metadata, runs).await;
-    manager.remove(&info.id).await?;
+    let sandbox = manager.find(&info.id).await?;
+    let measured = measure(&manager, &sandbox, runs).await;
+    manager.remove(&sandbox).await?;
     let cases = measured?;
 
     println!("tool latency, in process; {runs} runs each; image: {image}\n");
@@ -107,16 +96,7 @@ async fn bench(image: &str, runs: usize) -> Result<()> {
     Ok(())
 }
 
-async fn measure(
-    manager: &LocalManager,
-    id: &str,
-    metadata: &Map<String, Value>,
-    runs: usize,
-) -> Result<Vec<Case>> {
-    let container = metadata
-        .get("container_id")
-        .and_then(Value::as_str)
-        .context("the sandbox has no container id")?;
+async fn measure(manager: &LocalManager, sandbox: &Sandbox, runs: usize) -> Result<Vec<Case>> {
     let mut cases = vec![
         Case {
             name: "shell_executor `echo hi`",
@@ -145,19 +125,21 @@ async fn measure(
             let started = Instant::now();
             match &case.probe {
                 Probe::Tool(tool, args) => {
-                    let args = args.as_object().cloned().unwrap_or_default();
-                    let cancel = CancellationToken::new();
-                    let result = manager.execute_tool(id, tool, args, &cancel).await?;
+                    let call = ToolCall {
+                        tool: (*tool).to_string(),
+                        args: args.as_object().cloned().unwrap_or_default(),
+                        deadline: None,
+                        cancel: CancellationToken::new(),
+                    };
+                    let result = manager.execute_tool(sandbox, call).await?;
                     if result.status != ExecutionStatus::Success {
                         bail!("{tool} failed: {:?}", result.error);
                     }
                 }
                 Probe::Raw(argv) => {
+                    // Through the manager with the sandbox already found: a raw exec.
                     let spec = ExecSpec::new(argv.iter().map(|s| s.to_string()).collect());
-                    let outcome = manager
-                        .backend()
-                        .exec(container, spec, &mut Discard)
-                        .await?;
+                    let outcome = manager.exec(sandbox, spec, &mut Discard).await?;
                     if outcome.end != ExecEnd::Exited(Some(0)) {
                         bail!("{argv:?} ended with {:?}", outcome.end);
                     }

@@ -417,7 +417,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__ls)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version"
+            opts="-a -q -v -h -V --all --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

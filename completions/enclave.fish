@@ -69,6 +69,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand create" -s V -l version 
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -s a -l all -d 'With `-q`, also list sandboxes your state file does not hold (other users\', other state directories\')'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -s v -l verbose -d 'Say more about what happens'
@@ -77,6 +78,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand ls" -s V -l version -d '
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -s a -l all -d 'With `-q`, also list sandboxes your state file does not hold (other users\', other state directories\')'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -s v -l verbose -d 'Say more about what happens'
@@ -126,7 +128,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand run" -s q -l quiet -d 'P
 complete -c enclave -n "__fish_enclave_using_subcommand run" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand run" -s h -l help -d 'Print help'
 complete -c enclave -n "__fish_enclave_using_subcommand run" -s V -l version -d 'Print version'
-complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l arg -d 'One argument (repeatable); VALUE is read as JSON when it parses, else as a string' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l arg -d 'One argument (repeatable); VALUE is a string unless the parameter takes something else and VALUE is that in JSON (`timeout=5`, `command=["ls","-l"]`)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l args -d 'All arguments as a JSON object: inline, @FILE, or - for stdin (--arg overrides keys)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -s t -l timeout -d 'Give up after this many seconds: the call is cancelled and all it started killed (exit 124)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l color -d 'When to use colours' -r -f -a "auto\t''

@@ -11,25 +11,74 @@ pub mod exit_code {
     pub const ENGINE: u8 = 125;
     pub const NOT_EXECUTABLE: u8 = 126;
     pub const NOT_FOUND: u8 = 127;
+    /// 128 + `SIGINT`: Ctrl-C (`SIGTERM` gives 143 and `SIGHUP` 129, the same way).
     pub const INTERRUPTED: u8 = 130;
+    /// 128 + `SIGPIPE`: what a shell reports for a writer whose reader went away.
+    pub const BROKEN_PIPE: u8 = 141;
+}
+
+/// A signal that asks enclave to stop: it cleans up what it started, then exits `128 + n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `SIGHUP`: the terminal closed.
+    Hangup,
+    /// `SIGINT`: Ctrl-C.
+    Interrupt,
+    /// `SIGTERM`: `timeout(1)`, `kill`, a CI job being cancelled.
+    Terminate,
+}
+
+impl Signal {
+    pub fn number(self) -> u8 {
+        match self {
+            Signal::Hangup => 1,
+            Signal::Interrupt => 2,
+            Signal::Terminate => 15,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hangup => "SIGHUP",
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
 }
 
 /// An error a user can act on. Anything else travels as a plain `anyhow::Error` and exits 1.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot reach the Docker engine")]
-    DockerUnavailable { detail: String },
-    #[error("the Docker engine refused the request: {0}")]
-    Engine(String),
+    /// `what` does not answer (an engine that is down, a wrong address).
+    #[error("cannot reach {what}")]
+    Unavailable {
+        /// The JSON `kind`, e.g. `docker_unavailable`.
+        kind: &'static str,
+        what: String,
+        detail: String,
+        hint: String,
+    },
+    /// The backend understood the request and said no.
+    #[error("{by} refused the request: {message}")]
+    Refused { by: String, message: String },
     #[error("sandbox `{0}` not found")]
     NotFound(String),
+    #[error("sandbox `{0}` was removed while the command ran; the command was killed with it")]
+    Vanished(String),
     #[error("sandbox id `{prefix}` is ambiguous: it matches {}", .candidates.join(", "))]
     Ambiguous {
         prefix: String,
         candidates: Vec<String>,
     },
     #[error("sandbox `{id}` is not running (status: {status})")]
-    NotRunning { id: String, status: String },
+    NotRunning {
+        id: String,
+        status: String,
+        /// How to bring it back, in the backend's words.
+        hint: Option<String>,
+    },
+    #[error("working directory `{0}` does not exist in the sandbox")]
+    NoWorkdir(String),
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     #[error("image `{image}` is not available locally and could not be pulled")]
@@ -42,48 +91,57 @@ pub enum Error {
         tool: String,
         available: Vec<String>,
     },
+    #[error(
+        "another enclave process holds the lock on the state file {path} (waited {waited_secs}s)"
+    )]
+    StateLocked { path: String, waited_secs: u64 },
     #[error("{0}")]
     Usage(String),
-    #[error("interrupted")]
-    Interrupted,
+    #[error("interrupted by {}", .0.name())]
+    Interrupted(Signal),
 }
 
 /// Machine-readable kind, used in `--json` error output.
 impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::DockerUnavailable { .. } => "docker_unavailable",
-            Error::Engine(_) => "engine_error",
-            Error::NotFound(_) => "not_found",
+            Error::Unavailable { kind, .. } => kind,
+            Error::Refused { .. } => "engine_error",
+            Error::NotFound(_) | Error::Vanished(_) => "not_found",
             Error::NotRunning { .. } => "not_running",
+            Error::NoWorkdir(_) => "no_workdir",
             Error::Ambiguous { .. } => "ambiguous",
             Error::InvalidConfig(_) => "invalid_config",
             Error::ImageUnavailable { .. } => "image_unavailable",
             Error::InvalidToolArgs { .. } => "invalid_arguments",
             Error::ToolUnavailable { .. } => "tool_unavailable",
+            Error::StateLocked { .. } => "state_locked",
             Error::Usage(_) => "usage",
-            Error::Interrupted => "interrupted",
+            Error::Interrupted(_) => "interrupted",
         }
     }
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::DockerUnavailable { .. } | Error::Engine(_) => exit_code::ENGINE,
+            Error::Unavailable { .. } | Error::Refused { .. } => exit_code::ENGINE,
             Error::InvalidToolArgs { .. } | Error::Usage(_) => exit_code::USAGE,
-            Error::Interrupted => exit_code::INTERRUPTED,
+            Error::Interrupted(signal) => 128 + signal.number(),
             Error::NotFound(_)
+            | Error::Vanished(_)
             | Error::NotRunning { .. }
+            | Error::NoWorkdir(_)
             | Error::Ambiguous { .. }
             | Error::InvalidConfig(_)
             | Error::ImageUnavailable { .. }
-            | Error::ToolUnavailable { .. } => exit_code::FAILURE,
+            | Error::ToolUnavailable { .. }
+            | Error::StateLocked { .. } => exit_code::FAILURE,
         }
     }
 
     /// A detail line shown under the message, when there is one.
     pub fn cause(&self) -> Option<String> {
         match self {
-            Error::DockerUnavailable { detail } | Error::ImageUnavailable { detail, .. } => {
+            Error::Unavailable { detail, .. } | Error::ImageUnavailable { detail, .. } => {
                 Some(detail.clone())
             }
             _ => None,
@@ -92,21 +150,14 @@ impl Error {
 
     pub fn hint(&self) -> Option<String> {
         let hint = match self {
-            Error::DockerUnavailable { .. } => {
-                "start the engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
-                 or point DOCKER_HOST at one; `./scripts/ensure-docker.sh` does it on Debian"
-            }
+            Error::Unavailable { hint, .. } => return Some(hint.clone()),
             Error::NotFound(_) => "`enclave ls` lists the sandboxes you have",
-            Error::NotRunning { id, .. } => {
-                return Some(format!(
-                    "its container was stopped outside enclave: `docker start enclave-{id}` \
-                     brings it back, or `enclave rm {id}` removes it"
-                ))
-            }
+            Error::NotRunning { hint, .. } => return hint.clone(),
+            Error::NoWorkdir(_) => "create it first, or leave `-w` out to use the sandbox's own",
             Error::Ambiguous { .. } => "give more characters of the id",
             Error::InvalidConfig(_) => "see docs/config.md for every field and its format",
             Error::ImageUnavailable { .. } => {
-                "check the name, `docker pull` it yourself, or build it locally"
+                "check the name, pull it yourself, or build it locally"
             }
             Error::InvalidToolArgs { tool, .. } => {
                 return Some(format!(
@@ -119,8 +170,11 @@ impl Error {
             Error::ToolUnavailable { available, .. } => {
                 return Some(format!("its tools are: {}", available.join(", ")))
             }
+            Error::StateLocked { .. } => {
+                "the lock is freed when that process ends; `ENCLAVE_LOCK_WAIT=SECS` waits longer"
+            }
             Error::Usage(_) => "`--help` shows what the command takes",
-            Error::Engine(_) | Error::Interrupted => return None,
+            Error::Refused { .. } | Error::Vanished(_) | Error::Interrupted(_) => return None,
         };
         Some(hint.to_string())
     }
@@ -129,6 +183,11 @@ impl Error {
 /// The domain error inside an `anyhow::Error` chain, if there is one.
 pub fn find(err: &anyhow::Error) -> Option<&Error> {
     err.chain().find_map(|e| e.downcast_ref::<Error>())
+}
+
+/// The process exit code for an error: the domain error's, else 1.
+pub fn exit_code_of(err: &anyhow::Error) -> u8 {
+    find(err).map_or(exit_code::FAILURE, Error::exit_code)
 }
 
 /// Wraps a string that came from inside a sandbox or the engine, for display in our own messages.
@@ -144,5 +203,72 @@ impl fmt::Display for Quoted<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        let cases: Vec<(Error, u8)> = vec![
+            (
+                Error::Unavailable {
+                    kind: "docker_unavailable",
+                    what: "x".into(),
+                    detail: String::new(),
+                    hint: String::new(),
+                },
+                125,
+            ),
+            (
+                Error::Refused {
+                    by: "x".into(),
+                    message: "no".into(),
+                },
+                125,
+            ),
+            (Error::NotFound("a".into()), 1),
+            (Error::Vanished("a".into()), 1),
+            (Error::Usage("u".into()), 2),
+            (
+                Error::InvalidToolArgs {
+                    tool: "t".into(),
+                    message: "m".into(),
+                },
+                2,
+            ),
+            (Error::Interrupted(Signal::Interrupt), 130),
+            (Error::Interrupted(Signal::Terminate), 143),
+            (Error::Interrupted(Signal::Hangup), 129),
+            (
+                Error::StateLocked {
+                    path: "p".into(),
+                    waited_secs: 1,
+                },
+                1,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn the_exit_code_is_found_anywhere_in_the_chain() {
+        let err = anyhow::Error::new(Error::NotFound("k3x9".into())).context("looking it up");
+        assert_eq!(exit_code_of(&err), 1);
+        let err = anyhow::Error::new(Error::Usage("bad".into())).context("parsing");
+        assert_eq!(exit_code_of(&err), 2);
+        assert_eq!(exit_code_of(&anyhow::anyhow!("plain")), 1);
+    }
+
+    #[test]
+    fn quoting_escapes_control_characters_only() {
+        assert_eq!(
+            Quoted("a\u{1b}[31mb\n\tc").to_string(),
+            "a\\u{1b}[31mb\n\tc"
+        );
     }
 }

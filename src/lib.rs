@@ -1,12 +1,15 @@
 //! enclave: a fast, secure sandbox runtime for AI agents and CI.
+//!
+//! The binary is the product; the library exposes the `Manager` seam (and what it speaks) for
+//! benchmarks and embedding.
 
 pub mod backend;
-pub mod cli;
+mod cli;
 pub mod error;
 pub mod manager;
 pub mod model;
-pub mod output;
+mod output;
 pub mod state;
-pub mod tools;
+mod tools;
 
 pub use cli::main;

@@ -1,62 +1,78 @@
 //! The local state file: which sandboxes this user created and where they live.
 //!
-//! Docker labels already say which containers are ours; the file adds what labels cannot hold
+//! Labels on the sandboxes already say which are ours; the file adds what labels cannot hold
 //! (sandboxes on a server, later) and survives the engine being down. Writers take an exclusive
-//! lock on a side file and replace the state atomically, so any number of concurrent `enclave`
-//! processes leave a valid file with every entry.
+//! lock on a side file, waiting a bounded time for it, and replace the state atomically, so any
+//! number of concurrent `enclave` processes leave a valid file with every entry. A file that
+//! cannot be read (a crash, a bad edit) is set aside and rebuilt from the labels.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DockerSandboxConfig, SandboxType};
+use crate::error::Error;
+use crate::model::{DockerSandboxConfig, Location, SandboxType};
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "state.lock";
 const SCHEMA_VERSION: u32 = 1;
-
-/// Where a sandbox lives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Location {
-    /// The Docker engine this process talks to (`DOCKER_HOST` or the default socket).
-    Docker,
-    /// An `enclave server` (or ms-enclave server) at this URL.
-    Server { url: String },
-}
+/// How long a writer waits for another process's lock unless `ENCLAVE_LOCK_WAIT` says otherwise.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The longest pause between two tries for the lock.
+const LOCK_RETRY_MAX: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SandboxRecord {
-    pub id: String,
-    pub location: Location,
-    pub container_id: Option<String>,
+pub(crate) struct SandboxRecord {
+    pub(crate) id: String,
+    pub(crate) location: Location,
+    pub(crate) container_id: Option<String>,
     #[serde(rename = "type")]
-    pub sandbox_type: SandboxType,
-    pub image: String,
-    pub tools: Vec<String>,
-    pub config: DockerSandboxConfig,
-    pub created_at: DateTime<Utc>,
+    pub(crate) sandbox_type: SandboxType,
+    pub(crate) image: String,
+    pub(crate) tools: Vec<String>,
+    pub(crate) config: DockerSandboxConfig,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct StateData {
-    pub version: u32,
-    pub sandboxes: IndexMap<String, SandboxRecord>,
+pub(crate) struct StateData {
+    pub(crate) version: u32,
+    pub(crate) sandboxes: IndexMap<String, SandboxRecord>,
+}
+
+/// The state file exists but cannot be parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("the state file {path} is unreadable: {reason}")]
+pub(crate) struct Corrupt {
+    pub(crate) path: PathBuf,
+    pub(crate) reason: String,
+}
+
+/// What recovering from an unreadable state file did.
+#[derive(Debug)]
+pub(crate) struct Recovery {
+    /// Where the unreadable file was moved.
+    pub(crate) backup: PathBuf,
+    /// Sandboxes recorded again from their labels.
+    pub(crate) rebuilt: usize,
 }
 
 /// Handle on the state directory.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    lock_wait: Duration,
 }
 
 impl StateStore {
-    /// `ENCLAVE_STATE_DIR`, or the platform's local data directory.
+    /// `ENCLAVE_STATE_DIR`, or the platform's local data directory; `ENCLAVE_LOCK_WAIT` (seconds)
+    /// bounds the wait for another process's lock.
     pub fn from_env() -> Result<Self> {
         let dir = match std::env::var_os("ENCLAVE_STATE_DIR") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -65,33 +81,48 @@ impl StateStore {
                 .data_local_dir()
                 .to_path_buf(),
         };
-        Ok(StateStore { dir })
+        let lock_wait = match std::env::var("ENCLAVE_LOCK_WAIT") {
+            Ok(secs) => parse_lock_wait(&secs)?,
+            Err(_) => DEFAULT_LOCK_WAIT,
+        };
+        Ok(StateStore { dir, lock_wait })
     }
 
     pub fn at(dir: impl Into<PathBuf>) -> Self {
-        StateStore { dir: dir.into() }
+        StateStore {
+            dir: dir.into(),
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
     }
 
     pub fn path(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
     }
 
-    /// A consistent snapshot; no lock needed since writers replace the file atomically.
-    pub fn load(&self) -> Result<StateData> {
+    /// A stable name for this state file on this machine, carried by the sandboxes it records
+    /// (a label), so they can be told apart from other users' and found again if the file is
+    /// lost.
+    pub(crate) fn owner(&self) -> String {
+        let dir = fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let host = fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| fs::read_to_string("/etc/hostname"))
+            .unwrap_or_default();
+        format!(
+            "{:016x}",
+            fnv1a(format!("{}\0{}", host.trim(), dir.display()).as_bytes())
+        )
+    }
+
+    /// A consistent snapshot; no lock needed since writers replace the file atomically. An
+    /// unreadable file is a `Corrupt` error.
+    pub(crate) fn load(&self) -> Result<StateData> {
         read_state(&self.path())
     }
 
-    /// Applies `change` under the lock and writes the result atomically.
-    pub fn update<R>(&self, change: impl FnOnce(&mut StateData) -> R) -> Result<R> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating the state directory {}", self.dir.display()))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(LOCK_FILE))
-            .context("opening the state lock file")?;
-        lock.lock().context("locking the state file")?;
+    /// Applies `change` under the lock and writes the result atomically. Waits for another
+    /// process's lock without blocking the runtime, up to the lock wait.
+    pub(crate) async fn update<R>(&self, change: impl FnOnce(&mut StateData) -> R) -> Result<R> {
+        let lock = self.lock().await?;
         let mut state = self.load()?;
         let result = change(&mut state);
         state.version = SCHEMA_VERSION;
@@ -100,21 +131,131 @@ impl StateStore {
         drop(lock);
         Ok(result)
     }
+
+    /// Fails, with the reason, when the state file could not be updated now; checked before
+    /// doing what cannot be undone, so nothing happens that the file would not record.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.create_dir()?;
+        open_lock_file(&self.dir)?;
+        tempfile::NamedTempFile::new_in(&self.dir).with_context(|| {
+            format!("the state directory {} is not writable", self.dir.display())
+        })?;
+        Ok(())
+    }
+
+    /// Replaces an unreadable state file with `rebuild`'s records, keeping the unreadable one
+    /// beside it. `None` when the file is readable after all (another process recovered it).
+    pub(crate) async fn recover(
+        &self,
+        rebuild: impl FnOnce() -> Vec<SandboxRecord>,
+    ) -> Result<Option<Recovery>> {
+        let lock = self.lock().await?;
+        let path = self.path();
+        match self.load() {
+            Ok(_) => return Ok(None),
+            Err(e) if e.downcast_ref::<Corrupt>().is_none() => return Err(e),
+            Err(_) => {}
+        }
+        let backup = self.dir.join(format!(
+            "{STATE_FILE}.unreadable-{}",
+            Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+        ));
+        fs::rename(&path, &backup).with_context(|| format!("moving {} aside", path.display()))?;
+        let records = rebuild();
+        let state = StateData {
+            version: SCHEMA_VERSION,
+            sandboxes: records.into_iter().map(|r| (r.id.clone(), r)).collect(),
+        };
+        write_atomically(&path, &state)?;
+        drop(lock);
+        Ok(Some(Recovery {
+            backup,
+            rebuilt: state.sandboxes.len(),
+        }))
+    }
+
+    fn create_dir(&self) -> Result<()> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating the state directory {}", self.dir.display()))
+    }
+
+    /// The exclusive lock, tried until it is free or the lock wait is over.
+    async fn lock(&self) -> Result<File> {
+        self.create_dir()?;
+        let lock = open_lock_file(&self.dir)?;
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match lock.try_lock() {
+                Ok(()) => return Ok(lock),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(e).context("locking the state file");
+                }
+            }
+            if started.elapsed() >= self.lock_wait {
+                return Err(Error::StateLocked {
+                    path: self.dir.join(LOCK_FILE).display().to_string(),
+                    waited_secs: self.lock_wait.as_secs(),
+                }
+                .into());
+            }
+            // flock has no way to be told when it is free; a short, growing pause keeps the
+            // wait cheap and the runtime free for Ctrl-C and timeouts.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LOCK_RETRY_MAX);
+        }
+    }
+}
+
+fn open_lock_file(dir: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .with_context(|| {
+            format!(
+                "opening the state lock file {}",
+                dir.join(LOCK_FILE).display()
+            )
+        })
+}
+
+fn parse_lock_wait(text: &str) -> Result<Duration> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= crate::model::MAX_TIMEOUT_SECS)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "ENCLAVE_LOCK_WAIT must be a number of seconds, got `{text}`"
+            ))
+            .into()
+        })
+}
+
+/// 64-bit FNV-1a: a stable hash (std's hasher may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn read_state(path: &Path) -> Result<StateData> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StateData::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(corrupt(path, "it is not UTF-8 text".into()))
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let state: StateData = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "the state file {} is corrupt; move it aside and `enclave ls` will rebuild \
-             local sandboxes from Docker labels",
-            path.display()
-        )
-    })?;
+    if text.trim().is_empty() {
+        return Err(corrupt(path, "it is empty".into()));
+    }
+    let state: StateData = serde_json::from_str(&text).map_err(|e| corrupt(path, e.to_string()))?;
     if state.version > SCHEMA_VERSION {
         anyhow::bail!(
             "the state file {} was written by a newer enclave (schema {}); upgrade enclave",
@@ -123,6 +264,14 @@ fn read_state(path: &Path) -> Result<StateData> {
         );
     }
     Ok(state)
+}
+
+fn corrupt(path: &Path, reason: String) -> anyhow::Error {
+    Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    }
+    .into()
 }
 
 fn write_atomically(path: &Path, state: &StateData) -> Result<()> {
@@ -185,11 +334,15 @@ mod tests {
             for i in 0..16 {
                 let store = store.clone();
                 s.spawn(move || {
-                    store
-                        .update(|st| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                        .unwrap();
+                    runtime
+                        .block_on(store.update(|st| {
                             st.sandboxes
                                 .insert(format!("id{i}"), record(&format!("id{i}")))
-                        })
+                        }))
                         .unwrap();
                 });
             }
@@ -198,10 +351,67 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_file_is_reported_with_its_path() {
+    fn corrupt_and_empty_files_are_typed_with_their_path() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(STATE_FILE), "{not json").unwrap();
-        let err = StateStore::at(dir.path()).load().unwrap_err();
-        assert!(format!("{err:#}").contains("corrupt"), "{err:#}");
+        for text in ["{not json", "", "  \n"] {
+            fs::write(dir.path().join(STATE_FILE), text).unwrap();
+            let err = StateStore::at(dir.path()).load().unwrap_err();
+            let corrupt = err.downcast_ref::<Corrupt>().expect("a Corrupt error");
+            assert!(corrupt.path.ends_with(STATE_FILE), "{err:#}");
+        }
+    }
+
+    #[tokio::test]
+    async fn recovery_keeps_a_backup_and_writes_the_rebuilt_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::at(dir.path());
+        fs::write(store.path(), "").unwrap();
+        let recovery = store
+            .recover(|| vec![record("a"), record("b")])
+            .await
+            .unwrap()
+            .expect("recovered");
+        assert_eq!(recovery.rebuilt, 2);
+        assert_eq!(fs::read_to_string(&recovery.backup).unwrap(), "");
+        assert_eq!(store.load().unwrap().sandboxes.len(), 2);
+        // A second recovery finds a readable file and does nothing.
+        assert!(store.recover(Vec::new).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_is_waited_for_a_bounded_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::at(dir.path());
+        store.lock_wait = Duration::from_millis(200);
+        let held = store.lock().await.unwrap();
+        let err = store.update(|_| ()).await.unwrap_err();
+        assert!(
+            matches!(crate::error::find(&err), Some(Error::StateLocked { .. })),
+            "{err:#}"
+        );
+        drop(held);
+        store.update(|_| ()).await.unwrap();
+    }
+
+    #[test]
+    fn owners_are_stable_per_directory() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        assert_eq!(
+            StateStore::at(a.path()).owner(),
+            StateStore::at(a.path()).owner()
+        );
+        assert_ne!(
+            StateStore::at(a.path()).owner(),
+            StateStore::at(b.path()).owner()
+        );
+        assert_eq!(StateStore::at(a.path()).owner().len(), 16);
+    }
+
+    #[test]
+    fn lock_waits_parse() {
+        assert_eq!(parse_lock_wait("2.5").unwrap(), Duration::from_millis(2500));
+        assert!(parse_lock_wait("-1").is_err());
+        assert!(parse_lock_wait("soon").is_err());
     }
 }

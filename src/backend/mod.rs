@@ -1,101 +1,74 @@
-//! The Docker engine, through bollard. The only module that imports bollard: everything above it
-//! speaks domain types.
+//! How commands and files reach a sandbox: the `Backend` trait, and its implementations.
+//!
+//! Tools and managers are written against `Backend` only. Docker (exec and the archive API)
+//! implements it today; the in-sandbox agent and a Kubernetes backend will implement it next.
+//! Each implementation keeps its engine's words (container states, archive modes, CLI hints)
+//! to itself and speaks the domain types of `model/`.
 
-mod archive;
-mod container;
-mod exec;
-mod image;
-mod run;
-
-use std::collections::HashMap;
-use std::time::Duration;
+pub(crate) mod docker;
 
 use anyhow::Result;
-use bollard::Docker;
+use async_trait::async_trait;
 
-use crate::error::Error;
+use crate::model::{ExecOutcome, ExecSpec, OutputSink};
 
-pub use archive::PathStat;
-pub use container::{
-    ContainerRecord, CreateSpec, Workload, LABEL_CONFIG, LABEL_CREATED, LABEL_ID, LABEL_TOOLS,
-    LABEL_TYPE,
-};
-pub use exec::{ExecEnd, ExecOutcome, ExecSpec, OutputSink};
-pub use image::PullObserver;
+pub use docker::DockerEngine;
 
-/// What an image provides itself, which decides our fallbacks.
-#[derive(Debug, Clone, Copy)]
-pub struct ImageDefaults {
-    pub has_command: bool,
-    pub has_path: bool,
+/// What a path in a sandbox is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    /// A device, pipe or socket.
+    Other,
 }
 
-/// How long a single non-streaming engine request may take before we call the engine wedged.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// One connection to one Docker-compatible engine (Docker or Podman), shared by every call.
-#[derive(Clone)]
-pub struct DockerBackend {
-    docker: Docker,
+/// What a backend reports about a path (`lstat`: a symlink is reported as itself).
+#[derive(Debug, Clone)]
+pub struct FileStat {
+    pub kind: FileKind,
+    pub size: u64,
+    /// Permission bits, `0o7777` at most.
+    pub mode: u32,
+    /// Where a symlink leads (as written in the link); empty otherwise.
+    pub link_target: String,
 }
 
-impl DockerBackend {
-    /// Connects (honouring `DOCKER_HOST`) and agrees on an API version.
-    pub async fn connect() -> Result<Self> {
-        let unavailable = |e: &dyn std::fmt::Display| Error::DockerUnavailable {
-            detail: format!("{}: {e}", engine_address()),
-        };
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| unavailable(&e))?
-            .with_timeout(REQUEST_TIMEOUT);
-        // Agreeing on a version is our ping: one round trip proves the engine answers, and
-        // Debian's engine speaks API 1.41 where bollard defaults to a newer one.
-        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
-            .await
-            .map_err(|_| unavailable(&"no answer within 10 s"))?
-            .map_err(|e| unavailable(&e))?;
-        Ok(DockerBackend { docker })
-    }
+/// One entry to write into a directory; paths are relative to it.
+#[derive(Debug, Clone)]
+pub enum NewEntry {
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        content: Vec<u8>,
+        mode: u32,
+    },
 }
 
-impl DockerBackend {
-    pub fn address(&self) -> String {
-        engine_address()
-    }
+/// The operations tools and managers need from one sandbox.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Runs a command, streaming its output into `sink`. Its timeout, its cancel token and a
+    /// sink that stops taking output each kill the command and everything it started.
+    async fn exec(&self, spec: ExecSpec, sink: &mut dyn OutputSink) -> Result<ExecOutcome>;
 
-    /// The API version agreed with the engine.
-    pub fn api_version(&self) -> String {
-        let v = self.docker.client_version();
-        format!("{}.{}", v.major_version, v.minor_version)
-    }
-}
+    /// What is at `path` (a final symlink not followed); `None` when nothing is.
+    async fn stat(&self, path: &str) -> Result<Option<FileStat>>;
 
-fn engine_address() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
-}
+    /// The content of the regular file at `path`; `None` when it is larger than `max_bytes`.
+    async fn read_file(&self, path: &str, max_bytes: u64) -> Result<Option<Vec<u8>>>;
 
-/// Turns a bollard error into a domain error where callers branch on it.
-fn engine_error(err: bollard::errors::Error) -> anyhow::Error {
-    use bollard::errors::Error as B;
-    match err {
-        B::DockerResponseServerError { message, .. } => Error::Engine(message).into(),
-        B::HyperResponseError { .. } | B::IOError { .. } | B::RequestTimeoutError => {
-            Error::DockerUnavailable {
-                detail: format!("{}: {err}", engine_address()),
-            }
-            .into()
-        }
-        other => anyhow::Error::new(other),
-    }
-}
+    /// Writes `entries` into the existing directory `dir`, owned by the sandbox's user. An entry
+    /// that would replace a directory with a file, or the other way round, is an error.
+    async fn put(&self, dir: &str, entries: Vec<NewEntry>) -> Result<()>;
 
-fn status_code(err: &bollard::errors::Error) -> Option<u16> {
-    match err {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
+    /// Creates `dir` and any missing parents, as the sandbox's user.
+    async fn make_dirs(&self, dir: &str) -> Result<()>;
 
-fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_string(), labels.to_vec())])
+    /// Kills the sandbox at once and removes it; `false` when it was already gone.
+    async fn remove(&self) -> Result<bool>;
 }

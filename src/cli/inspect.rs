@@ -3,18 +3,19 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::Ctx;
-use crate::manager::Manager;
+use super::{parse_sandbox_id, Ctx};
 
 #[derive(Debug, Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// Sandbox id (a unique prefix is enough)
-    pub id: String,
+    #[arg(value_parser = parse_sandbox_id)]
+    pub(crate) id: String,
 }
 
-pub async fn run(args: InspectArgs, ctx: &Ctx) -> Result<u8> {
+pub(crate) async fn run(args: InspectArgs, ctx: &Ctx) -> Result<u8> {
     let manager = ctx.manager().await?;
-    let info = manager.info(&args.id).await?;
-    ctx.output.json(&info)?;
+    let sandbox = manager.find(&args.id).await?;
+    let info = manager.info(&sandbox).await?;
+    ctx.output.json(&info).await?;
     Ok(0)
 }

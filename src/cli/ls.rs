@@ -5,21 +5,31 @@ use chrono::Utc;
 use clap::Args;
 
 use super::Ctx;
-use crate::manager::Manager;
 use crate::output;
 
 #[derive(Debug, Args)]
-pub struct LsArgs {}
+pub(crate) struct LsArgs {
+    /// With `-q`, also list sandboxes your state file does not hold (other users', other state
+    /// directories')
+    #[arg(short, long)]
+    pub(crate) all: bool,
+}
 
-pub async fn run(_args: LsArgs, ctx: &Ctx) -> Result<u8> {
+pub(crate) async fn run(args: LsArgs, ctx: &Ctx) -> Result<u8> {
     let manager = ctx.manager().await?;
     let sandboxes = manager.list().await?;
     let out = &ctx.output;
     if out.json {
-        out.json(&sandboxes)?;
+        out.json(&sandboxes).await?;
     } else if out.quiet {
-        for s in &sandboxes {
-            out.line(&s.id)?;
+        // Only yours by default, so `enclave rm $(enclave ls -q)` never reaches anyone else's.
+        let ids: String = sandboxes
+            .iter()
+            .filter(|s| s.tracked || args.all)
+            .map(|s| format!("{}\n", s.id))
+            .collect();
+        if !ids.is_empty() {
+            out.line(ids.trim_end()).await?;
         }
     } else {
         let now = Utc::now();
@@ -37,12 +47,24 @@ pub async fn run(_args: LsArgs, ctx: &Ctx) -> Result<u8> {
                         s.tools.join(",")
                     },
                     s.created_at
-                        .map(|c| output::age((now - c).num_seconds()))
-                        .unwrap_or_else(|| "-".into()),
+                        .map_or_else(|| "-".into(), |c| output::age((now - c).num_seconds())),
+                    if s.tracked { "yes" } else { "no" }.to_string(),
                 ]
             })
             .collect();
-        out.table(&["id", "type", "image", "status", "tools", "created"], rows)?;
+        out.table(
+            &[
+                "id", "type", "image", "status", "tools", "created", "tracked",
+            ],
+            rows,
+        )
+        .await?;
+        if sandboxes.iter().any(|s| !s.tracked) {
+            out.note(
+                "TRACKED no: not in your state file (another user's, or another state \
+                 directory's); `ls -q` leaves them out unless `--all`",
+            );
+        }
     }
     Ok(0)
 }

@@ -3,6 +3,7 @@
 mod completions;
 mod create;
 mod exec;
+mod input;
 mod inspect;
 mod ls;
 mod rm;
@@ -13,14 +14,15 @@ mod tools;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::DockerBackend;
-use crate::error::{self, exit_code, Error};
-use crate::manager::LocalManager;
+use crate::backend::DockerEngine;
+use crate::error::{self, exit_code, Error, Signal};
+use crate::manager::{LocalManager, Manager};
 use crate::output::{ColorChoice, Output};
 use crate::state::StateStore;
 
@@ -81,37 +83,57 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
 }
 
-/// What every command gets: output settings and the Ctrl-C token.
-pub struct Ctx {
-    pub output: Output,
-    pub cancel: CancellationToken,
+impl Command {
+    /// Commands that stop by themselves when told to, and clean up what they started (the
+    /// container of a `run`, a half-made `create`, the command of an `exec`). The others are
+    /// simply dropped at the first signal: they have nothing to undo.
+    fn cleans_up(&self) -> bool {
+        matches!(
+            self,
+            Command::Create(_) | Command::Exec(_) | Command::Run(_) | Command::RunTool(_)
+        )
+    }
+}
+
+/// What every command gets: output settings and the stop signal.
+pub(crate) struct Ctx {
+    pub(crate) output: Output,
+    /// Cancelled at the first SIGINT, SIGTERM or SIGHUP.
+    pub(crate) cancel: CancellationToken,
+    signal: Arc<OnceLock<Signal>>,
 }
 
 impl Ctx {
-    /// The local Docker manager; fails with `DockerUnavailable` when no engine answers.
-    pub async fn manager(&self) -> Result<LocalManager> {
+    /// Where sandboxes live: the one place a manager is chosen.
+    pub(crate) async fn manager(&self) -> Result<Box<dyn Manager>> {
         let state = StateStore::from_env()?;
-        let backend = DockerBackend::connect().await?;
+        let engine = DockerEngine::connect().await?;
         if self.output.verbose {
             self.output.note(&format!(
                 "engine: {} (API {}); state: {}",
-                backend.address(),
-                backend.api_version(),
+                engine.address(),
+                engine.api_version(),
                 state.path().display()
             ));
         }
-        Ok(LocalManager::new(backend, state))
+        let output = self.output;
+        let manager =
+            LocalManager::new(engine, state).with_warnings(Arc::new(move |w| output.warn(w)));
+        Ok(Box::new(manager))
+    }
+
+    /// The error for a command stopped by a signal.
+    pub(crate) fn interrupted(&self) -> Error {
+        Error::Interrupted(self.signal.get().copied().unwrap_or(Signal::Interrupt))
     }
 }
 
 /// Parses `args`, runs the command, and maps the outcome to the process exit code.
 pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit_code::USAGE } else { 0 });
-        }
+        Err(e) => return ExitCode::from(usage_error(&e, wants_json(&args))),
     };
     let g = &cli.global;
     let output = Output::new(g.json, g.quiet, g.verbose, g.color);
@@ -128,24 +150,84 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
     let ctx = Ctx {
         output,
         cancel: CancellationToken::new(),
+        signal: Arc::new(OnceLock::new()),
     };
     let result = runtime.block_on(async {
-        let cancel = ctx.cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
+        let abandon = watch_signals(&ctx)?;
+        // A command with cleanup to do stops by itself at the first signal; the second gives
+        // up on the cleanup (it talks to the engine, which may be what hangs).
+        let stop = if cli.command.cleans_up() {
+            abandon.clone()
+        } else {
+            ctx.cancel.clone()
+        };
+        tokio::select! {
+            result = run(cli.command, &ctx) => result,
+            () = stop.cancelled() => {
+                if abandon.is_cancelled() {
+                    ctx.output.warn("interrupted again: gave up cleaning up; `enclave ls` shows what is left");
+                }
+                Err(ctx.interrupted().into())
             }
-            // Cleanup talks to the engine and could stall; a second Ctrl-C gives up on it.
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("enclave: interrupted again; exiting without cleaning up");
-                std::process::exit(exit_code::INTERRUPTED.into());
-            }
-        });
-        run(cli.command, &ctx).await
+        }
     });
-    // A blocking stdin read may still be parked on a worker thread; do not wait for it.
+    // A blocking stdin read or stdout write may still be parked on a worker thread; do not
+    // wait for it.
     runtime.shutdown_background();
     ExitCode::from(finish(result, &ctx.output))
+}
+
+/// Cancels `ctx.cancel` at the first SIGINT, SIGTERM or SIGHUP, and the returned token at the
+/// second.
+fn watch_signals(ctx: &Ctx) -> Result<CancellationToken> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let abandon = CancellationToken::new();
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let (cancel, record, give_up) = (ctx.cancel.clone(), ctx.signal.clone(), abandon.clone());
+    tokio::spawn(async move {
+        loop {
+            let received = tokio::select! {
+                Some(()) = hangup.recv() => Signal::Hangup,
+                Some(()) = interrupt.recv() => Signal::Interrupt,
+                Some(()) = terminate.recv() => Signal::Terminate,
+                else => return,
+            };
+            let _ = record.set(received);
+            if cancel.is_cancelled() {
+                give_up.cancel();
+                return;
+            }
+            cancel.cancel();
+        }
+    });
+    Ok(abandon)
+}
+
+/// `--json` among the arguments before `--`, for a command line that did not parse.
+fn wants_json(args: &[OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// Prints clap's message (and with `--json` the same error as a JSON document on stdout) and
+/// returns the exit code.
+fn usage_error(err: &clap::Error, json: bool) -> u8 {
+    let _ = err.print();
+    if !err.use_stderr() {
+        return exit_code::SUCCESS;
+    }
+    if json {
+        let rendered = err.render().to_string();
+        let message = rendered.lines().next().unwrap_or_default();
+        let message = message.trim_start_matches("error: ").to_string();
+        Output::new(true, true, false, ColorChoice::Never)
+            .error_json(&Error::Usage(message).into());
+    }
+    exit_code::USAGE
 }
 
 fn finish(result: Result<u8>, output: &Output) -> u8 {
@@ -153,14 +235,17 @@ fn finish(result: Result<u8>, output: &Output) -> u8 {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => exit_code::SUCCESS,
         Err(e) => {
-            if !matches!(error::find(&e), Some(Error::Interrupted)) {
+            // A signal is its own explanation on a terminal; a script still gets its document.
+            if !matches!(error::find(&e), Some(Error::Interrupted(_))) || output.json {
                 output.error(&e);
             }
-            error::find(&e).map_or(exit_code::FAILURE, Error::exit_code)
+            error::exit_code_of(&e)
         }
     }
 }
 
+/// Our own output's reader went away (`enclave ls | head -1`): nothing is wrong, as ripgrep
+/// holds.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
@@ -180,6 +265,25 @@ async fn run(command: Command, ctx: &Ctx) -> Result<u8> {
         Command::Rm(args) => rm::run(args, ctx).await,
         Command::Completions(args) => completions::run(args),
     }
+}
+
+/// A sandbox id or a prefix of one, as given on the command line: never empty or blank (an unset
+/// shell variable), which would otherwise be a prefix of every id.
+pub(crate) fn parse_sandbox_id(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("a sandbox id must not be empty (is a shell variable unset?)".into());
+    }
+    if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "a sandbox id has no {}",
+            if c.is_whitespace() {
+                "spaces"
+            } else {
+                "control characters"
+            }
+        ));
+    }
+    Ok(text.to_string())
 }
 
 #[cfg(test)]
@@ -251,6 +355,12 @@ mod tests {
             &["rm"],
             &["completions", "tcsh"],
             &["ls", "--bogus"],
+            &["rm", ""],
+            &["rm", "k3x9", " "],
+            &["exec", "", "true"],
+            &["inspect", "\t"],
+            &["run-tool", "", "python_executor"],
+            &["tools", ""],
         ] {
             assert!(parse(args).is_err(), "{args:?} should not parse");
         }

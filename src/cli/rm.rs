@@ -2,22 +2,36 @@
 
 use anyhow::Result;
 use clap::Args;
+use serde::Serialize;
 
-use super::Ctx;
+use super::{parse_sandbox_id, Ctx};
 use crate::error::{self, exit_code};
-use crate::manager::{Manager, Removal};
+use crate::model::{Removal, Removed};
+use crate::output::Report;
 
 #[derive(Debug, Args)]
-pub struct RmArgs {
+pub(crate) struct RmArgs {
     /// Sandbox ids (unique prefixes are enough)
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
-    pub ids: Vec<String>,
+    #[arg(required_unless_present = "all", conflicts_with = "all", value_parser = parse_sandbox_id)]
+    pub(crate) ids: Vec<String>,
     /// Remove every sandbox in your state file (others listed by `ls` are removed by id)
     #[arg(long)]
-    pub all: bool,
+    pub(crate) all: bool,
 }
 
-pub async fn run(args: RmArgs, ctx: &Ctx) -> Result<u8> {
+/// One id's outcome in `rm --json`: what was removed, or why not.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Outcome {
+    Done(Removed),
+    Failed {
+        id: String,
+        result: &'static str,
+        error: Report,
+    },
+}
+
+pub(crate) async fn run(args: RmArgs, ctx: &Ctx) -> Result<u8> {
     let manager = ctx.manager().await?;
     let targets = if args.all {
         manager
@@ -30,31 +44,38 @@ pub async fn run(args: RmArgs, ctx: &Ctx) -> Result<u8> {
     } else {
         args.ids
     };
-    let mut done = Vec::new();
+    let mut outcomes = Vec::new();
     let mut code = exit_code::SUCCESS;
     // One failure does not stop the others; the exit code reports it.
     for target in targets {
-        match manager.remove(&target).await {
+        let removed = match manager.find(&target).await {
+            Ok(sandbox) => manager.remove(&sandbox).await,
+            Err(e) => Err(e),
+        };
+        match removed {
             Ok(removed) => {
                 if !ctx.output.json {
-                    ctx.output.line(&removed.id)?;
+                    ctx.output.line(&removed.id).await?;
                     if removed.result == Removal::Forgotten {
-                        ctx.output.note(&format!(
-                            "{}: its container was already gone; forgotten",
-                            removed.id
-                        ));
+                        ctx.output
+                            .note(&format!("{}: it was already gone; forgotten", removed.id));
                     }
                 }
-                done.push(removed);
+                outcomes.push(Outcome::Done(removed));
             }
             Err(e) => {
-                ctx.output.error(&e);
-                code = error::find(&e).map_or(exit_code::FAILURE, |d| d.exit_code());
+                ctx.output.error_text(&e);
+                code = error::exit_code_of(&e);
+                outcomes.push(Outcome::Failed {
+                    id: target,
+                    result: "error",
+                    error: Report::of(&e),
+                });
             }
         }
     }
     if ctx.output.json {
-        ctx.output.json(&done)?;
+        ctx.output.json(&outcomes).await?;
     }
     Ok(code)
 }

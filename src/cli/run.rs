@@ -3,24 +3,27 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::exec::{exit_status, CommandArgs, CommandLine, Passthrough};
+use super::exec::{CommandArgs, CommandLine, CommandOutput};
 use super::sandbox_args::SandboxArgs;
 use super::Ctx;
-use crate::manager::{CreateRequest, Manager};
+use crate::manager::CreateRequest;
 use crate::model::SandboxType;
 use crate::output::PullProgress;
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub sandbox: SandboxArgs,
+    pub(crate) sandbox: SandboxArgs,
     #[command(flatten)]
-    pub command: CommandArgs,
+    pub(crate) command: CommandArgs,
 }
 
-pub async fn run(args: RunArgs, ctx: &Ctx) -> Result<u8> {
+pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> Result<u8> {
     let config = args.sandbox.to_config()?;
     let command = CommandLine::parse(args.command, &[], None)?;
+    for warning in config.warnings() {
+        ctx.output.warn(&warning);
+    }
     let manager = ctx.manager().await?;
     let request = CreateRequest {
         sandbox_type: SandboxType::Docker,
@@ -29,8 +32,9 @@ pub async fn run(args: RunArgs, ctx: &Ctx) -> Result<u8> {
     };
     let timeout = command.timeout;
     let progress = PullProgress::new(&ctx.output);
+    let mut output = CommandOutput::new(ctx);
     let outcome = manager
-        .run(request, command.spec(ctx), &progress, &mut Passthrough)
+        .run(request, command.spec(ctx), &progress, output.sink())
         .await?;
-    exit_status(outcome, timeout, ctx)
+    output.finish(&outcome, timeout, None, ctx).await
 }

@@ -1,37 +1,38 @@
 //! `enclave run-tool`: call one of a sandbox's tools, print its output, exit with its status.
 
-use std::io::{Read, Write};
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Map, Value};
+use tokio::io::AsyncWriteExt;
 
 use super::exec::parse_timeout;
-use super::Ctx;
+use super::input::read_source;
+use super::{parse_sandbox_id, Ctx};
 use crate::error::{exit_code, Error};
-use crate::manager::Manager;
+use crate::manager::ToolCall;
 use crate::model::{ExecutionStatus, ToolResult};
 use crate::tools;
 
 #[derive(Debug, Args)]
-pub struct RunToolArgs {
+pub(crate) struct RunToolArgs {
     /// Sandbox id (a unique prefix is enough)
-    pub id: String,
+    #[arg(value_parser = parse_sandbox_id)]
+    pub(crate) id: String,
     /// Tool name, as `enclave tools ID` lists it
-    pub tool: String,
-    /// One argument (repeatable); VALUE is read as JSON when it parses, else as a string
+    pub(crate) tool: String,
+    /// One argument (repeatable); VALUE is a string unless the parameter takes something else
+    /// and VALUE is that in JSON (`timeout=5`, `command=["ls","-l"]`)
     #[arg(long = "arg", value_name = "KEY=VALUE")]
-    pub arg: Vec<String>,
+    pub(crate) arg: Vec<String>,
     /// All arguments as a JSON object: inline, @FILE, or - for stdin (--arg overrides keys)
     #[arg(long = "args", value_name = "JSON|@FILE|-")]
-    pub args: Option<String>,
+    pub(crate) args: Option<String>,
     /// Give up after this many seconds: the call is cancelled and all it started killed (exit 124)
     #[arg(short, long, value_name = "SECS")]
-    pub timeout: Option<f64>,
+    pub(crate) timeout: Option<f64>,
 }
 
-pub async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
+pub(crate) async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
     let invalid = |message: String| Error::InvalidToolArgs {
         tool: args.tool.clone(),
         message,
@@ -50,8 +51,9 @@ pub async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
         .map_err(invalid)?;
 
     let manager = ctx.manager().await?;
+    let sandbox = manager.find(&args.id).await?;
     if !pairs.is_empty() {
-        let schemas = manager.tools(&args.id).await?;
+        let schemas = manager.info(&sandbox).await?.available_tools;
         let parameters = schemas
             .get(&args.tool)
             .map(|s| s["function"]["parameters"].clone());
@@ -61,67 +63,23 @@ pub async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
         }
     }
 
-    let result = call(&manager, &args.id, &args.tool, call_args, deadline, ctx).await?;
-    if result.status == ExecutionStatus::Cancelled {
-        return Err(Error::Interrupted.into());
-    }
-    print_result(&result, ctx)?;
-    Ok(exit_status(&result))
-}
-
-/// Runs the call, cancelling it when `deadline` passes; a call cut short that way is reported
-/// as a `timeout`.
-async fn call(
-    manager: &dyn Manager,
-    id: &str,
-    tool: &str,
-    args: Map<String, Value>,
-    deadline: Option<Duration>,
-    ctx: &Ctx,
-) -> Result<ToolResult> {
-    let cancel = ctx.cancel.child_token();
-    let call = manager.execute_tool(id, tool, args, &cancel);
-    tokio::pin!(call);
-    let expired = async {
-        match deadline {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
+    let call = ToolCall {
+        tool: args.tool.clone(),
+        args: call_args,
+        deadline,
+        cancel: ctx.cancel.clone(),
     };
-    let mut timed_out = false;
-    let mut result = tokio::select! {
-        r = &mut call => r?,
-        () = expired => {
-            timed_out = true;
-            cancel.cancel();
-            call.await?
-        }
-    };
-    if timed_out && result.status == ExecutionStatus::Cancelled {
-        result.status = ExecutionStatus::Timeout;
-        if result.error.as_deref() == Some(tools::CANCELLED) {
-            let secs = deadline.map_or(0.0, |d| d.as_secs_f64());
-            result.error = Some(format!("Tool call timed out after {secs} seconds"));
-        }
-    }
-    Ok(result)
+    let result = manager.execute_tool(&sandbox, call).await?;
+    print_result(&result, ctx).await?;
+    Ok(match result.status {
+        ExecutionStatus::Cancelled => ctx.interrupted().exit_code(),
+        _ => exit_status(&result),
+    })
 }
 
 /// `--args`: inline JSON, `@file`, or `-` for stdin; must be an object.
 fn read_args(source: &str) -> Result<Map<String, Value>, String> {
-    let (text, from) = if source == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| format!("reading --args from stdin: {e}"))?;
-        (text, "stdin".to_string())
-    } else if let Some(path) = source.strip_prefix('@') {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading --args file `{path}`: {e}"))?;
-        (text, format!("`{path}`"))
-    } else {
-        (source.to_string(), "--args".to_string())
-    };
+    let (text, from) = read_source(source, true, "--args")?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(format!("{from} must be a JSON object of arguments")),
@@ -137,24 +95,29 @@ fn split_pair(pair: &str) -> Result<(&str, &str), String> {
     }
 }
 
-/// JSON when it parses, else the string. When the parameter's schema is known and takes the
-/// string but not the parsed value (`content=123` for a string parameter), the string wins.
+/// The text as given, unless the parameter takes something other than a string and the text is
+/// such a value in JSON (`timeout=5`, `command=["ls"]`). Text that happens to be a JSON string
+/// literal (`content="quoted"`) stays the text, quotes and all.
 fn arg_value(raw: &str, schema: Option<&Value>) -> Value {
     let text = Value::String(raw.to_string());
-    let Ok(parsed) = serde_json::from_str::<Value>(raw) else {
+    let Some(schema) = schema.filter(|s| !s.is_null()) else {
         return text;
     };
-    match schema {
-        Some(s) if !s.is_null() && !tools::accepts(s, &parsed) && tools::accepts(s, &text) => text,
-        _ => parsed,
+    match serde_json::from_str::<Value>(raw) {
+        Ok(parsed) if !parsed.is_string() && tools::accepts(schema, &parsed) => parsed,
+        _ => text,
     }
 }
 
 /// `output` to stdout and `error` (or a success's stderr) to stderr; with `--json`, the
-/// `ToolResult` itself.
-fn print_result(result: &ToolResult, ctx: &Ctx) -> Result<()> {
+/// `ToolResult` itself. A cancelled call prints its result too: a script still gets its
+/// document.
+async fn print_result(result: &ToolResult, ctx: &Ctx) -> Result<()> {
     if ctx.output.json {
-        ctx.output.json(result)?;
+        ctx.output.json(result).await?;
+        return Ok(());
+    }
+    if result.status == ExecutionStatus::Cancelled {
         return Ok(());
     }
     let output = match &result.output {
@@ -162,24 +125,29 @@ fn print_result(result: &ToolResult, ctx: &Ctx) -> Result<()> {
         Value::Null => String::new(),
         other => serde_json::to_string_pretty(other)?,
     };
-    write_text(&mut std::io::stdout().lock(), &output).context("writing the output")?;
+    write_text(&mut tokio::io::stdout(), &output)
+        .await
+        .context("writing the output")?;
     let stderr = result
         .error
         .as_deref()
         .or_else(|| result.metadata.get("stderr").and_then(Value::as_str));
     if let Some(text) = stderr {
-        let _ = write_text(&mut std::io::stderr().lock(), text);
+        let _ = write_text(&mut tokio::io::stderr(), text).await;
     }
     Ok(())
 }
 
 /// Text as it is, ending with a newline when it is not empty.
-fn write_text(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
-    out.write_all(text.as_bytes())?;
+async fn write_text(
+    out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    text: &str,
+) -> std::io::Result<()> {
+    out.write_all(text.as_bytes()).await?;
     if !text.is_empty() && !text.ends_with('\n') {
-        out.write_all(b"\n")?;
+        out.write_all(b"\n").await?;
     }
-    out.flush()
+    out.flush().await
 }
 
 /// 0 on success, 124 on timeout, the command's exit code on error where there is one, else 1.
@@ -201,17 +169,28 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn arg_values() {
-        assert_eq!(arg_value("5", None), json!(5));
-        assert_eq!(arg_value("print(1)", None), json!("print(1)"));
-        assert_eq!(arg_value("[\"ls\",\"-l\"]", None), json!(["ls", "-l"]));
-        assert_eq!(arg_value("", None), json!(""));
+    fn arg_values_are_json_only_where_the_schema_wants_a_non_string() {
         let string = json!({"type": "string"});
         assert_eq!(arg_value("123", Some(&string)), json!("123"));
         assert_eq!(arg_value("true", Some(&string)), json!("true"));
+        assert_eq!(
+            arg_value(r#""quoted""#, Some(&string)),
+            json!(r#""quoted""#)
+        );
+        assert_eq!(arg_value("print(1)", Some(&string)), json!("print(1)"));
         let integer = json!({"type": "integer"});
+        assert_eq!(arg_value("5", Some(&integer)), json!(5));
         assert_eq!(arg_value("x", Some(&integer)), json!("x"));
-        assert_eq!(arg_value("0.5", Some(&integer)), json!(0.5));
+        let command =
+            json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]});
+        assert_eq!(
+            arg_value(r#"["ls","-l"]"#, Some(&command)),
+            json!(["ls", "-l"])
+        );
+        assert_eq!(arg_value(r#""ls""#, Some(&command)), json!(r#""ls""#));
+        assert_eq!(arg_value("", Some(&command)), json!(""));
+        // An unknown parameter: the text as given (validation then names it).
+        assert_eq!(arg_value("5", None), json!("5"));
     }
 
     #[test]

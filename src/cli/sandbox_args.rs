@@ -1,17 +1,17 @@
 //! The flags that describe a sandbox, shared by `create` and `run`, and how they layer over an
 //! ms-enclave config file.
 
-use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
+use super::input::read_source;
 use crate::error::Error;
 use crate::model::{parse_memory_limit, DockerSandboxConfig, PortSpec, VolumeSpec};
 
 #[derive(Debug, Args, Default)]
-pub struct SandboxArgs {
+pub(crate) struct SandboxArgs {
     /// Image to run [default: python:3.11-slim]
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
@@ -58,7 +58,7 @@ pub struct SandboxArgs {
 
 impl SandboxArgs {
     /// Defaults < config file < flags. Everything is checked here, before any side effect.
-    pub fn to_config(&self) -> Result<DockerSandboxConfig> {
+    pub(crate) fn to_config(&self) -> Result<DockerSandboxConfig> {
         let mut config = match &self.config {
             Some(source) => read_config(source)?,
             None => DockerSandboxConfig::default(),
@@ -121,23 +121,13 @@ impl SandboxArgs {
 }
 
 fn read_config(source: &str) -> Result<DockerSandboxConfig> {
-    let (text, name) = if source == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the config from stdin")?;
-        (text, "stdin".to_string())
-    } else {
-        let text = std::fs::read_to_string(source)
-            .with_context(|| format!("reading the config file `{source}`"))?;
-        (text, format!("`{source}`"))
-    };
+    let (text, name) = read_source(source, false, "config").map_err(Error::InvalidConfig)?;
     DockerSandboxConfig::from_json(&text)
         .map_err(|e| Error::InvalidConfig(format!("{name}: {e}")).into())
 }
 
 /// `KEY=VALUE`, or `KEY` alone to copy the variable from our environment.
-pub fn parse_env(entry: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env(entry: &str) -> Result<(String, String), String> {
     let (key, value) = match entry.split_once('=') {
         Some((k, v)) => (k.to_string(), v.to_string()),
         None => (entry.to_string(), std::env::var(entry).unwrap_or_default()),

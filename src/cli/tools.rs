@@ -5,18 +5,18 @@ use clap::Args;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::Ctx;
+use super::{parse_sandbox_id, Ctx};
 use crate::error::Error;
-use crate::manager::Manager;
 use crate::tools;
 
 #[derive(Debug, Args)]
-pub struct ToolsArgs {
+pub(crate) struct ToolsArgs {
     /// Sandbox id (a unique prefix is enough); without it, every tool enclave knows
-    pub id: Option<String>,
+    #[arg(value_parser = parse_sandbox_id)]
+    pub(crate) id: Option<String>,
     /// Print one tool's OpenAI function schema (needs no sandbox or Docker without ID)
     #[arg(long, value_name = "NAME")]
-    pub schema: Option<String>,
+    pub(crate) schema: Option<String>,
 }
 
 /// One row of the table.
@@ -28,11 +28,12 @@ struct ToolRow {
     description: String,
 }
 
-pub async fn run(args: ToolsArgs, ctx: &Ctx) -> Result<u8> {
+pub(crate) async fn run(args: ToolsArgs, ctx: &Ctx) -> Result<u8> {
     let schemas: IndexMap<String, Value> = match &args.id {
         Some(id) => {
             let manager = ctx.manager().await?;
-            let info = manager.info(id).await?;
+            let sandbox = manager.find(id).await?;
+            let info = manager.info(&sandbox).await?;
             let schemas = info.available_tools;
             if let Some(name) = &args.schema {
                 let Some(schema) = schemas.get(name) else {
@@ -43,7 +44,7 @@ pub async fn run(args: ToolsArgs, ctx: &Ctx) -> Result<u8> {
                     }
                     .into());
                 };
-                ctx.output.json(schema)?;
+                ctx.output.json(schema).await?;
                 return Ok(0);
             }
             schemas
@@ -53,7 +54,7 @@ pub async fn run(args: ToolsArgs, ctx: &Ctx) -> Result<u8> {
                 let Some(tool) = tools::find(name) else {
                     bail!(tools::unknown_tool_message(name));
                 };
-                ctx.output.json(&tools::default_schema(tool))?;
+                ctx.output.json(&tools::default_schema(tool)).await?;
                 return Ok(0);
             }
             tools::registry()
@@ -65,10 +66,11 @@ pub async fn run(args: ToolsArgs, ctx: &Ctx) -> Result<u8> {
     let out = &ctx.output;
     if out.json {
         let list: Vec<&Value> = schemas.values().collect();
-        out.json(&list)?;
+        out.json(&list).await?;
     } else if out.quiet {
-        for name in schemas.keys() {
-            out.line(name)?;
+        let names: Vec<&str> = schemas.keys().map(String::as_str).collect();
+        if !names.is_empty() {
+            out.line(&names.join("\n")).await?;
         }
     } else {
         let rows = schemas
@@ -78,7 +80,8 @@ pub async fn run(args: ToolsArgs, ctx: &Ctx) -> Result<u8> {
                 vec![row.name, row.parameters, row.description]
             })
             .collect();
-        out.table(&["name", "parameters", "description"], rows)?;
+        out.table(&["name", "parameters", "description"], rows)
+            .await?;
     }
     Ok(0)
 }

@@ -1,233 +1,163 @@
-//! `LocalManager`: sandboxes on the Docker engine this process can reach.
+//! `LocalManager`: sandboxes on the Docker engine this process can reach, recorded in the local
+//! state file.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{CreateRequest, Manager, Removal, Removed, SandboxSummary};
-use crate::backend::{
-    ContainerRecord, CreateSpec, DockerBackend, ExecOutcome, ExecSpec, ImageDefaults, OutputSink,
-    PullObserver, Workload,
+use super::{CreateRequest, Manager, ToolCall};
+use crate::backend::docker::{
+    ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
 };
+use crate::backend::{Backend, DockerEngine};
 use crate::error::Error;
-use crate::model::{new_sandbox_id, SandboxInfo, SandboxStatus, SandboxType, ToolResult};
-use crate::state::{Location, SandboxRecord, StateStore};
+use crate::model::{
+    new_sandbox_id, ExecOutcome, ExecSpec, ExecutionStatus, ExitCause, Location, OutputSink,
+    PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, ToolResult,
+};
+use crate::state::{Corrupt, SandboxRecord, StateStore};
 use crate::tools::{self, ToolContext, ToolSet};
 
+/// How long a tool that was told to stop may take to return before we stop waiting for it.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// Where notes for the user go (the CLI prints them on stderr; the server will log them).
+pub type Warn = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub struct LocalManager {
-    backend: DockerBackend,
+    engine: DockerEngine,
     state: StateStore,
-}
-
-/// A sandbox as found: what the state file recorded and what the engine has, either may be
-/// missing.
-struct Found {
-    id: String,
-    record: Option<SandboxRecord>,
-    container: Option<ContainerRecord>,
-}
-
-impl Found {
-    fn container_id(&self) -> Option<&str> {
-        self.container
-            .as_ref()
-            .map(|c| c.container_id.as_str())
-            .or_else(|| self.record.as_ref()?.container_id.as_deref())
-    }
-
-    fn status(&self) -> SandboxStatus {
-        match &self.container {
-            Some(c) => SandboxStatus::from_container_state(&c.state),
-            None => SandboxStatus::Gone,
-        }
-    }
-
-    fn config(&self) -> crate::model::DockerSandboxConfig {
-        self.record
-            .as_ref()
-            .map(|r| r.config.clone())
-            .or_else(|| self.container.as_ref()?.config.clone())
-            .unwrap_or_default()
-    }
-
-    fn sandbox_type(&self) -> SandboxType {
-        self.record
-            .as_ref()
-            .map(|r| r.sandbox_type)
-            .or_else(|| self.container.as_ref()?.sandbox_type)
-            .unwrap_or(SandboxType::Docker)
-    }
-
-    fn created_at(&self) -> Option<DateTime<Utc>> {
-        match (&self.record, &self.container) {
-            (Some(r), _) => Some(r.created_at),
-            (None, Some(c)) => c.created,
-            (None, None) => None,
-        }
-    }
-
-    fn summary(&self) -> SandboxSummary {
-        let (image, tools) = match (&self.record, &self.container) {
-            (Some(r), _) => (r.image.clone(), r.tools.clone()),
-            (None, Some(c)) => (c.image.clone(), c.tools.clone()),
-            (None, None) => (String::new(), Vec::new()),
-        };
-        SandboxSummary {
-            id: self.id.clone(),
-            sandbox_type: self.sandbox_type(),
-            image,
-            status: self.status(),
-            tools,
-            created_at: self.created_at(),
-            container_id: self.container_id().map(String::from),
-            location: Location::Docker,
-            tracked: self.record.is_some(),
-        }
-    }
+    owner: String,
+    warn: Warn,
 }
 
 impl LocalManager {
-    pub fn new(backend: DockerBackend, state: StateStore) -> Self {
-        LocalManager { backend, state }
+    pub fn new(engine: DockerEngine, state: StateStore) -> Self {
+        LocalManager {
+            owner: state.owner(),
+            engine,
+            state,
+            warn: Arc::new(|_| {}),
+        }
     }
 
-    pub fn backend(&self) -> &DockerBackend {
-        &self.backend
+    /// Sends notes for the user (a state file recovered from labels) to `warn`.
+    #[must_use]
+    pub fn with_warnings(mut self, warn: Warn) -> Self {
+        self.warn = warn;
+        self
+    }
+
+    /// The state file's records, recovering them from labels when the file is unreadable.
+    async fn records(&self) -> Result<IndexMap<String, SandboxRecord>> {
+        match self.state.load() {
+            Ok(state) => Ok(state.sandboxes),
+            Err(e) if e.downcast_ref::<Corrupt>().is_some() => {
+                self.recover_state(&e).await?;
+                Ok(self.state.load()?.sandboxes)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rebuilds the records of the sandboxes this state file created from their labels, and
+    /// keeps the unreadable file beside the new one.
+    async fn recover_state(&self, why: &anyhow::Error) -> Result<()> {
+        let containers = self.engine.list_sandbox_containers().await?;
+        let owner = self.owner.clone();
+        let rebuilt = move || {
+            containers
+                .into_iter()
+                .filter(|c| c.owner.as_deref() == Some(owner.as_str()))
+                .filter_map(record_from_labels)
+                .collect()
+        };
+        if let Some(recovery) = self.state.recover(rebuilt).await? {
+            (self.warn)(&format!(
+                "{why:#}; it was moved to {} and {} sandbox(es) were recorded again from their labels",
+                recovery.backup.display(),
+                recovery.rebuilt
+            ));
+        }
+        Ok(())
     }
 
     /// Everything known locally: state records joined with labelled containers.
-    async fn find_all(&self) -> Result<Vec<Found>> {
-        self.join_with_containers(self.state.load()?.sandboxes)
-            .await
+    async fn find_all(&self) -> Result<Vec<Sandbox>> {
+        let records = self.records().await?;
+        self.join_with_containers(records).await
     }
 
     async fn join_with_containers(
         &self,
         records: IndexMap<String, SandboxRecord>,
-    ) -> Result<Vec<Found>> {
+    ) -> Result<Vec<Sandbox>> {
         let mut containers: IndexMap<String, ContainerRecord> = self
-            .backend
+            .engine
             .list_sandbox_containers()
             .await?
             .into_iter()
             .map(|c| (c.sandbox_id.clone(), c))
             .collect();
-        let mut found: Vec<Found> = records
+        let mut found: Vec<Sandbox> = records
             .into_values()
             .filter(|r| r.location == Location::Docker)
-            .map(|r| Found {
-                id: r.id.clone(),
-                container: containers.shift_remove(&r.id),
-                record: Some(r),
+            .map(|r| {
+                let container = containers.shift_remove(&r.id);
+                tracked(r, container.map(|c| (c.container_id, c.state)))
             })
             .collect();
-        found.extend(containers.into_values().map(|c| Found {
-            id: c.sandbox_id.clone(),
-            record: None,
-            container: Some(c),
-        }));
-        found.sort_by_key(Found::created_at);
+        found.extend(containers.into_values().map(untracked));
+        found.sort_by_key(|s| s.created_at);
         Ok(found)
     }
 
-    async fn find(&self, id_or_prefix: &str) -> Result<Found> {
-        // Fast path: an exact id in the state file needs no container listing.
-        let mut records = self.state.load()?.sandboxes;
-        if let Some(record) = records.shift_remove(id_or_prefix) {
-            let container = self.container_for(&record).await?;
-            return Ok(Found {
-                id: record.id.clone(),
-                record: Some(record),
-                container,
-            });
-        }
-        let mut matches: Vec<Found> = self
-            .join_with_containers(records)
-            .await?
-            .into_iter()
-            .filter(|f| f.id.starts_with(id_or_prefix))
-            .collect();
-        match matches.len() {
-            0 => Err(Error::NotFound(id_or_prefix.to_string()).into()),
-            1 => Ok(matches.remove(0)),
-            _ => {
-                if let Some(i) = matches.iter().position(|f| f.id == id_or_prefix) {
-                    return Ok(matches.swap_remove(i));
-                }
-                Err(Error::Ambiguous {
-                    prefix: id_or_prefix.to_string(),
-                    candidates: matches.into_iter().map(|f| f.id).collect(),
-                }
-                .into())
-            }
-        }
-    }
-
-    async fn container_for(&self, record: &SandboxRecord) -> Result<Option<ContainerRecord>> {
-        let Some(container_id) = &record.container_id else {
-            return Ok(None);
-        };
-        Ok(self
-            .backend
-            .container_state(container_id)
-            .await?
-            .map(|state| ContainerRecord {
-                container_id: container_id.clone(),
-                sandbox_id: record.id.clone(),
-                sandbox_type: Some(record.sandbox_type),
-                image: record.image.clone(),
-                state,
-                tools: record.tools.clone(),
-                created: Some(record.created_at),
-                config: Some(record.config.clone()),
-            }))
-    }
-
-    /// The container of a sandbox that must exist and be running.
-    async fn live_container(&self, id: &str) -> Result<(Found, String)> {
-        let found = self.find(id).await?;
-        let container = match &found.container {
-            Some(c) => c.container_id.clone(),
-            None => {
-                return Err(Error::NotFound(found.id.clone()))
-                    .context("its container no longer exists; `enclave rm` forgets it")
-            }
-        };
-        if found.status() != SandboxStatus::Running {
-            return Err(Error::NotRunning {
-                id: found.id.clone(),
-                status: found.status().as_str().to_string(),
-            }
-            .into());
-        }
-        Ok((found, container))
-    }
-
-    fn info_of(&self, found: &Found) -> SandboxInfo {
-        let config = found.config();
-        let created = found.created_at().unwrap_or_else(Utc::now);
-        let available_tools = ToolSet::from_config(&config.tools_config, found.sandbox_type())
-            .map(|set| set.schemas())
-            .unwrap_or_default();
+    fn info_of(sandbox: &Sandbox) -> SandboxInfo {
+        let created = sandbox.created_at.unwrap_or_else(Utc::now);
+        let available_tools =
+            ToolSet::from_config(&sandbox.config.tools_config, sandbox.sandbox_type)
+                .map(|set| set.schemas())
+                .unwrap_or_default();
         let mut metadata = Map::new();
-        if let Some(c) = found.container_id() {
-            metadata.insert("container_id".into(), Value::String(c.to_string()));
+        if let Some(c) = &sandbox.container_id {
+            metadata.insert("container_id".into(), Value::String(c.clone()));
         }
         SandboxInfo {
-            id: found.id.clone(),
-            status: found.status(),
-            sandbox_type: found.sandbox_type(),
-            config: config.to_wire(),
+            id: sandbox.id.clone(),
+            status: sandbox.status,
+            sandbox_type: sandbox.sandbox_type,
+            config: sandbox.config.to_wire(),
             created_at: created,
             updated_at: created,
             metadata,
             available_tools,
         }
+    }
+
+    /// The backend of a sandbox that must exist and be running.
+    fn live(&self, sandbox: &Sandbox) -> Result<impl Backend> {
+        let container = match (&sandbox.container_id, sandbox.status) {
+            (Some(c), status) if status != SandboxStatus::Gone => c,
+            _ => {
+                return Err(Error::NotFound(sandbox.id.clone()))
+                    .context("it no longer exists; `enclave rm` forgets it")
+            }
+        };
+        if sandbox.status != SandboxStatus::Running {
+            return Err(Error::NotRunning {
+                id: sandbox.id.clone(),
+                status: sandbox.status.as_str().to_string(),
+                hint: sandbox.revive_hint.clone(),
+            }
+            .into());
+        }
+        Ok(self.engine.sandbox(container))
     }
 
     /// Everything a new sandbox needs before a container exists: a valid config, its tools, and
@@ -241,19 +171,20 @@ impl LocalManager {
         request.config.validate().map_err(Error::InvalidConfig)?;
         let tools = ToolSet::from_config(&request.config.tools_config, request.sandbox_type)
             .map_err(Error::InvalidConfig)?;
-        let pull = self.backend.ensure_image(
+        let pull = self.engine.ensure_image(
             &request.config.image,
             request.config.platform.as_deref(),
             progress,
         );
         let image = tokio::select! {
             pulled = pull => pulled?,
-            () = cancel.cancelled() => return Err(Error::Interrupted.into()),
+            () = cancel.cancelled() => return Err(cancelled()),
         };
         Ok((tools, image))
     }
 
-    /// Creates, starts and records the container; on any failure removes what it made.
+    /// Creates, starts and records the container; on any failure, or a cancel, removes what it
+    /// made.
     async fn create_container(
         &self,
         id: &str,
@@ -270,50 +201,47 @@ impl LocalManager {
             config: &request.config,
             tools: &tool_names,
             created,
+            owner: &self.owner,
             extra_labels: &request.extra_labels,
             workload: Workload::KeepAlive,
         };
-        let container_id = self.backend.create_container(&spec, image).await?;
+        let container_id = self.engine.create_container(&spec, image).await?;
+        let record = SandboxRecord {
+            id: id.to_string(),
+            location: Location::Docker,
+            container_id: Some(container_id.clone()),
+            sandbox_type: request.sandbox_type,
+            image: request.config.image.clone(),
+            tools: tool_names,
+            config: request.config.clone(),
+            created_at: created,
+        };
         let started = async {
-            if cancel.is_cancelled() {
-                return Err(Error::Interrupted.into());
-            }
-            self.backend.start_container(&container_id).await?;
-            if cancel.is_cancelled() {
-                return Err(Error::Interrupted.into());
-            }
-            let record = SandboxRecord {
-                id: id.to_string(),
-                location: Location::Docker,
-                container_id: Some(container_id.clone()),
-                sandbox_type: request.sandbox_type,
-                image: request.config.image.clone(),
-                tools: tool_names.clone(),
-                config: request.config.clone(),
-                created_at: created,
-            };
+            self.engine.start_container(&container_id).await?;
             self.state
-                .update(|s| s.sandboxes.insert(id.to_string(), record.clone()))?;
-            Ok::<_, anyhow::Error>(record)
-        }
-        .await;
+                .update(|s| s.sandboxes.insert(id.to_string(), record.clone()))
+                .await?;
+            Ok::<_, anyhow::Error>(())
+        };
+        let started = tokio::select! {
+            started = started => started,
+            () = cancel.cancelled() => Err(cancelled()),
+        };
         match started {
-            Ok(record) => Ok(self.info_of(&Found {
-                id: id.to_string(),
-                container: Some(ContainerRecord {
-                    container_id: container_id.clone(),
-                    sandbox_id: id.to_string(),
-                    sandbox_type: Some(request.sandbox_type),
-                    image: record.image.clone(),
-                    state: "running".into(),
-                    tools: record.tools.clone(),
-                    created: Some(created),
-                    config: None,
-                }),
-                record: Some(record),
-            })),
+            Ok(()) => {
+                let running = ContainerState {
+                    status: SandboxStatus::Running,
+                    revive_hint: None,
+                };
+                Ok(Self::info_of(&tracked(
+                    record,
+                    Some((container_id, running)),
+                )))
+            }
             Err(e) => {
-                let _ = self.backend.remove_container(&container_id).await;
+                let _ = self.engine.remove_container(&container_id).await;
+                // A record written just before the cancel goes too.
+                let _ = self.state.update(|s| s.sandboxes.shift_remove(id)).await;
                 Err(e)
             }
         }
@@ -334,8 +262,6 @@ impl Manager for LocalManager {
             .await
     }
 
-    /// The command is the container's main process; nothing goes to the state file, and the
-    /// container's labels still identify it should this process die mid-run.
     async fn run(
         &self,
         request: CreateRequest,
@@ -352,97 +278,222 @@ impl Manager for LocalManager {
             config: &request.config,
             tools: &tool_names,
             created: Utc::now(),
+            owner: &self.owner,
             extra_labels: &request.extra_labels,
             workload: Workload::Command {
                 argv: spec.argv.clone(),
                 stdin: spec.stdin.is_some(),
             },
         };
-        self.backend
-            .run_container(&create, &image, spec, sink)
-            .await
+        self.engine.run_container(&create, &image, spec, sink).await
     }
 
-    async fn list(&self) -> Result<Vec<SandboxSummary>> {
-        Ok(self.find_all().await?.iter().map(Found::summary).collect())
+    async fn list(&self) -> Result<Vec<Sandbox>> {
+        self.find_all().await
     }
 
-    async fn resolve(&self, id_or_prefix: &str) -> Result<String> {
-        Ok(self.find(id_or_prefix).await?.id)
+    async fn find(&self, id_or_prefix: &str) -> Result<Sandbox> {
+        if id_or_prefix.trim().is_empty() {
+            return Err(Error::Usage("a sandbox id must not be empty".into()).into());
+        }
+        // Fast path: an exact id in the state file needs no container listing.
+        let mut records = self.records().await?;
+        if let Some(record) = records.shift_remove(id_or_prefix) {
+            let container = match &record.container_id {
+                Some(c) => self
+                    .engine
+                    .container_state(c, &record.id)
+                    .await?
+                    .map(|state| (c.clone(), state)),
+                None => None,
+            };
+            return Ok(tracked(record, container));
+        }
+        let mut matches: Vec<Sandbox> = self
+            .join_with_containers(records)
+            .await?
+            .into_iter()
+            .filter(|s| s.id.starts_with(id_or_prefix))
+            .collect();
+        match matches.len() {
+            0 => Err(Error::NotFound(id_or_prefix.to_string()).into()),
+            1 => Ok(matches.remove(0)),
+            _ => {
+                if let Some(i) = matches.iter().position(|s| s.id == id_or_prefix) {
+                    return Ok(matches.swap_remove(i));
+                }
+                Err(Error::Ambiguous {
+                    prefix: id_or_prefix.to_string(),
+                    candidates: matches.into_iter().map(|s| s.id).collect(),
+                }
+                .into())
+            }
+        }
     }
 
-    async fn info(&self, id: &str) -> Result<SandboxInfo> {
-        let found = self.find(id).await?;
-        Ok(self.info_of(&found))
+    async fn info(&self, sandbox: &Sandbox) -> Result<SandboxInfo> {
+        Ok(Self::info_of(sandbox))
     }
 
     async fn exec(
         &self,
-        id: &str,
+        sandbox: &Sandbox,
         spec: ExecSpec,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome> {
-        let (_, container) = self.live_container(id).await?;
-        self.backend.exec(&container, spec, sink).await
+        let outcome = self.live(sandbox)?.exec(spec, sink).await?;
+        if outcome.cause == Some(ExitCause::SandboxGone) {
+            return Err(Error::Vanished(sandbox.id.clone()).into());
+        }
+        Ok(outcome)
     }
 
-    async fn remove(&self, id: &str) -> Result<Removed> {
-        let found = self.find(id).await?;
-        let removed = match found.container_id() {
-            Some(c) => self.backend.remove_container(c).await?,
+    async fn remove(&self, sandbox: &Sandbox) -> Result<Removed> {
+        // Nothing is killed that the state file could not then forget.
+        if sandbox.tracked {
+            self.state.check_writable()?;
+        }
+        let removed = match &sandbox.container_id {
+            Some(c) => self.engine.sandbox(c).remove().await?,
             None => false,
         };
-        self.state.update(|s| s.sandboxes.shift_remove(&found.id))?;
-        let result = if removed {
-            Removal::Removed
-        } else {
-            Removal::Forgotten
-        };
+        self.state
+            .update(|s| s.sandboxes.shift_remove(&sandbox.id))
+            .await
+            .with_context(|| {
+                format!(
+                    "sandbox `{}` was removed, but the state file could not be updated",
+                    sandbox.id
+                )
+            })?;
         Ok(Removed {
-            id: found.id,
-            result,
+            id: sandbox.id.clone(),
+            result: if removed {
+                Removal::Removed
+            } else {
+                Removal::Forgotten
+            },
         })
     }
 
-    async fn tools(&self, id: &str) -> Result<IndexMap<String, Value>> {
-        Ok(self.info(id).await?.available_tools)
-    }
-
-    async fn execute_tool(
-        &self,
-        id: &str,
-        tool: &str,
-        args: Map<String, Value>,
-        cancel: &CancellationToken,
-    ) -> Result<ToolResult> {
-        let (found, container) = self.live_container(id).await?;
-        let config = found.config();
-        let set = ToolSet::from_config(&config.tools_config, found.sandbox_type())
+    async fn execute_tool(&self, sandbox: &Sandbox, call: ToolCall) -> Result<ToolResult> {
+        let backend = self.live(sandbox)?;
+        let set = ToolSet::from_config(&sandbox.config.tools_config, sandbox.sandbox_type)
             .map_err(Error::InvalidConfig)?;
-        let enabled = set.get(tool).ok_or_else(|| Error::ToolUnavailable {
-            sandbox: found.id.clone(),
-            tool: tool.to_string(),
+        let enabled = set.get(&call.tool).ok_or_else(|| Error::ToolUnavailable {
+            sandbox: sandbox.id.clone(),
+            tool: call.tool.clone(),
             available: set.names(),
         })?;
-        tools::validate_args(&enabled.tool.parameters(), &args).map_err(|message| {
+        tools::validate_args(&enabled.tool.parameters(), &call.args).map_err(|message| {
             Error::InvalidToolArgs {
-                tool: tool.to_string(),
+                tool: call.tool.clone(),
                 message,
             }
         })?;
+        let stop = call.cancel.child_token();
         let ctx = ToolContext {
-            backend: &self.backend,
-            container_id: &container,
-            sandbox_id: &found.id,
-            working_dir: &config.working_dir,
-            cancel: cancel.clone(),
+            backend: &backend,
+            working_dir: &sandbox.config.working_dir,
+            cancel: stop.clone(),
         };
         let started = Instant::now();
-        let mut result = enabled
+        let execute = enabled
             .tool
-            .execute(&ctx, &enabled.name, &args, &enabled.options)
-            .await;
+            .execute(&ctx, &enabled.name, &call.args, &enabled.options);
+        let (result, expired) = until_deadline(execute, call.deadline, &stop).await;
+        let mut result = result.unwrap_or_else(|| {
+            let mut r = ToolResult::failure(&enabled.name, tools::CANCELLED);
+            r.status = ExecutionStatus::Cancelled;
+            r
+        });
+        if expired && result.status == ExecutionStatus::Cancelled {
+            let secs = call.deadline.map_or(0.0, |d| d.as_secs_f64());
+            result.status = ExecutionStatus::Timeout;
+            result.error = Some(format!("Tool call timed out after {secs} seconds"));
+        }
         result.execution_time = Some(started.elapsed().as_secs_f64());
         Ok(result)
     }
+}
+
+/// Runs `call` until it ends; at `deadline` cancels `stop` and waits a grace period for it to
+/// wind down. The result (`None` if it never returned) and whether the deadline passed.
+async fn until_deadline<F: std::future::Future<Output = ToolResult>>(
+    call: F,
+    deadline: Option<Duration>,
+    stop: &CancellationToken,
+) -> (Option<ToolResult>, bool) {
+    tokio::pin!(call);
+    let expired = async {
+        match deadline.and_then(|d| tokio::time::Instant::now().checked_add(d)) {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = &mut call => (Some(result), false),
+        () = expired => {
+            stop.cancel();
+            (tokio::time::timeout(STOP_GRACE, call).await.ok(), true)
+        }
+        () = stop.cancelled() => (tokio::time::timeout(STOP_GRACE, call).await.ok(), false),
+    }
+}
+
+fn cancelled() -> anyhow::Error {
+    anyhow::anyhow!("cancelled before the sandbox was ready")
+}
+
+/// A sandbox recorded in the state file, with its container when one exists.
+fn tracked(record: SandboxRecord, container: Option<(String, ContainerState)>) -> Sandbox {
+    let (container_id, status, revive_hint) = match container {
+        Some((id, state)) => (Some(id), state.status, state.revive_hint),
+        None => (record.container_id.clone(), SandboxStatus::Gone, None),
+    };
+    Sandbox {
+        id: record.id,
+        sandbox_type: record.sandbox_type,
+        image: record.image,
+        status,
+        tools: record.tools,
+        created_at: Some(record.created_at),
+        container_id,
+        location: Location::Docker,
+        tracked: true,
+        config: record.config,
+        revive_hint,
+    }
+}
+
+/// A labelled container the state file does not know.
+fn untracked(c: ContainerRecord) -> Sandbox {
+    Sandbox {
+        sandbox_type: c.sandbox_type.unwrap_or(crate::model::SandboxType::Docker),
+        image: c.image,
+        status: c.state.status,
+        tools: c.tools,
+        created_at: c.created,
+        container_id: Some(c.container_id),
+        location: Location::Docker,
+        tracked: false,
+        config: c.config.unwrap_or_default(),
+        revive_hint: c.state.revive_hint,
+        id: c.sandbox_id,
+    }
+}
+
+/// A state record rebuilt from a container's labels.
+fn record_from_labels(c: ContainerRecord) -> Option<SandboxRecord> {
+    let config = c.config?;
+    Some(SandboxRecord {
+        id: c.sandbox_id,
+        location: Location::Docker,
+        container_id: Some(c.container_id),
+        sandbox_type: c.sandbox_type.unwrap_or(crate::model::SandboxType::Docker),
+        image: config.image.clone(),
+        tools: c.tools,
+        config,
+        created_at: c.created.unwrap_or_else(Utc::now),
+    })
 }

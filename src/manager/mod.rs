@@ -1,62 +1,41 @@
 //! The seam between commands and where sandboxes live: `Manager`, implemented for the local
-//! Docker engine now and for a remote `enclave server` later.
+//! Docker engine now and for a remote `enclave server` later. It speaks only the domain types
+//! of `model/`, so an implementation needs nothing of another's.
 
 mod local;
 
+use std::time::Duration;
+
 use anyhow::Result;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use indexmap::IndexMap;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 pub use local::LocalManager;
 
-use crate::backend::{ExecOutcome, ExecSpec, OutputSink, PullObserver};
-use crate::model::{DockerSandboxConfig, SandboxInfo, SandboxStatus, SandboxType, ToolResult};
-use crate::state::Location;
+use crate::model::{
+    DockerSandboxConfig, ExecOutcome, ExecSpec, OutputSink, PullObserver, Removed, Sandbox,
+    SandboxInfo, SandboxType, ToolResult,
+};
 
 /// A sandbox to create.
 pub struct CreateRequest {
     pub sandbox_type: SandboxType,
     pub config: DockerSandboxConfig,
-    /// Extra container labels beyond the config's (tests use them to find what they made).
+    /// Extra labels beyond the config's (tests use them to find what they made).
     pub extra_labels: Vec<(String, String)>,
 }
 
-/// One row of `enclave ls`.
-#[derive(Debug, Clone, Serialize)]
-pub struct SandboxSummary {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub sandbox_type: SandboxType,
-    pub image: String,
-    pub status: SandboxStatus,
-    pub tools: Vec<String>,
-    #[serde(with = "crate::model::timestamp::option")]
-    pub created_at: Option<DateTime<Utc>>,
-    pub container_id: Option<String>,
-    pub location: Location,
-    /// Recorded in the state file (false: found only through Docker labels).
-    pub tracked: bool,
-}
-
-/// What `remove` did to one sandbox.
-#[derive(Debug, Clone, Serialize)]
-pub struct Removed {
-    pub id: String,
-    pub result: Removal,
-}
-
-/// How a sandbox was removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Removal {
-    /// The container was killed and removed.
-    Removed,
-    /// The container was already gone; the record was dropped.
-    Forgotten,
+/// One tool call.
+pub struct ToolCall {
+    /// The tool's name in the sandbox (after any `tools_config` rename).
+    pub tool: String,
+    pub args: Map<String, Value>,
+    /// When to give up: the call is cancelled, what it started is killed, and the result is a
+    /// `timeout`. The tool's own `timeout` argument still applies within it.
+    pub deadline: Option<Duration>,
+    /// Cancelling stops the call (Ctrl-C, a client that went away); the result is `cancelled`.
+    pub cancel: CancellationToken,
 }
 
 #[async_trait]
@@ -69,23 +48,25 @@ pub trait Manager: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<SandboxInfo>;
 
-    /// Every sandbox we know of, reconciled with the engine.
-    async fn list(&self) -> Result<Vec<SandboxSummary>>;
+    /// Every sandbox we know of, oldest first.
+    async fn list(&self) -> Result<Vec<Sandbox>>;
 
-    /// The full id for an id or a unique prefix of one.
-    async fn resolve(&self, id_or_prefix: &str) -> Result<String>;
+    /// The sandbox with this id, or with an id this is a unique prefix of.
+    async fn find(&self, id_or_prefix: &str) -> Result<Sandbox>;
 
-    async fn info(&self, id: &str) -> Result<SandboxInfo>;
+    /// The sandbox's full `SandboxInfo`, tools' schemas included.
+    async fn info(&self, sandbox: &Sandbox) -> Result<SandboxInfo>;
 
     /// Runs a command in the sandbox, streaming its output.
     async fn exec(
         &self,
-        id: &str,
+        sandbox: &Sandbox,
         spec: ExecSpec,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome>;
 
-    async fn remove(&self, id: &str) -> Result<Removed>;
+    /// Kills and removes the sandbox, and forgets it.
+    async fn remove(&self, sandbox: &Sandbox) -> Result<Removed>;
 
     /// Runs one command in a fresh sandbox that is removed afterwards (`enclave run`).
     /// Cancelling kills the command and removes the sandbox.
@@ -98,22 +79,14 @@ pub trait Manager: Send + Sync {
     ) -> Result<ExecOutcome> {
         let cancel = spec.cancel.clone();
         let info = self.create(request, progress, &cancel).await?;
-        let outcome = self.exec(&info.id, spec, sink).await;
-        let removed = self.remove(&info.id).await;
+        let sandbox = self.find(&info.id).await?;
+        let outcome = self.exec(&sandbox, spec, sink).await;
+        let removed = self.remove(&sandbox).await;
         let outcome = outcome?;
         removed?;
         Ok(outcome)
     }
 
-    /// The enabled tools' schemas, by tool name.
-    async fn tools(&self, id: &str) -> Result<IndexMap<String, Value>>;
-
     /// Runs one tool call; arguments are validated against the tool's schema first.
-    async fn execute_tool(
-        &self,
-        id: &str,
-        tool: &str,
-        args: Map<String, Value>,
-        cancel: &CancellationToken,
-    ) -> Result<ToolResult>;
+    async fn execute_tool(&self, sandbox: &Sandbox, call: ToolCall) -> Result<ToolResult>;
 }

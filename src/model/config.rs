@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::flex;
+use super::{flex, image_ref};
 
 pub const DEFAULT_PIDS_LIMIT: i64 = 1024;
 
@@ -103,7 +103,7 @@ pub struct DockerSandboxConfig {
     #[serde(deserialize_with = "flex::int")]
     pub docker_executor_workers: i64,
     // enclave's own fields; ms-enclave clients ignore them.
-    /// Maximum number of processes in the sandbox (fork-bomb guard); 0 or negative = unlimited.
+    /// Maximum number of processes in the sandbox (fork-bomb guard); 0 = unlimited.
     #[serde(deserialize_with = "flex::int")]
     pub pids_limit: i64,
     /// OCI runtime, e.g. `runsc` for gVisor.
@@ -113,12 +113,28 @@ pub struct DockerSandboxConfig {
     pub labels: IndexMap<String, String>,
 }
 
-/// The container command: a string (shell-split) or an argv list.
+/// The container command: a string (split as a POSIX shell would, as docker-py does for
+/// ms-enclave) or an argv list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Command {
     Text(String),
     Argv(Vec<String>),
+}
+
+impl Command {
+    /// The argv the container runs.
+    pub fn argv(&self) -> Result<Vec<String>, String> {
+        let argv = match self {
+            Command::Argv(argv) => argv.clone(),
+            Command::Text(text) => shell_words::split(text)
+                .map_err(|e| format!("command `{text}` cannot be split into words: {e}"))?,
+        };
+        if argv.first().is_none_or(String::is_empty) {
+            return Err("command must not be empty".into());
+        }
+        Ok(argv)
+    }
 }
 
 impl Default for DockerSandboxConfig {
@@ -176,7 +192,8 @@ impl DockerSandboxConfig {
         Ok(config)
     }
 
-    /// The checks ms-enclave makes, plus the ones a Docker create would fail on later.
+    /// The checks ms-enclave makes, plus every check an engine would otherwise make later (or
+    /// not at all), each naming the field.
     pub fn validate(&self) -> Result<(), String> {
         parse_memory_limit(&self.memory_limit)?;
         if self.cpu_limit.is_nan() || self.cpu_limit <= 0.0 || !self.cpu_limit.is_finite() {
@@ -185,16 +202,54 @@ impl DockerSandboxConfig {
                 self.cpu_limit
             ));
         }
-        if self.image.trim().is_empty() {
-            return Err("image must not be empty".into());
-        }
+        image_ref::check(&self.image)
+            .map_err(|why| format!("image `{}` is not a valid reference: {why}", self.image))?;
         if !self.working_dir.starts_with('/') {
             return Err(format!(
                 "working_dir must be an absolute path, got `{}`",
                 self.working_dir
             ));
         }
+        if let Some(command) = &self.command {
+            command.argv()?;
+        }
+        if self.pids_limit < 0 {
+            return Err(format!(
+                "pids_limit must be 0 (unlimited) or a positive number of processes, got {}",
+                self.pids_limit
+            ));
+        }
+        self.validate_env()?;
+        self.validate_volumes()?;
+        self.validate_ports()?;
+        self.validate_extra_hosts()?;
+        self.validate_labels()
+    }
+
+    fn validate_env(&self) -> Result<(), String> {
+        for (key, value) in &self.env_vars {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(format!(
+                    "env_vars: `{}` is not a variable name (it must be non-empty, without `=`)",
+                    key.escape_default()
+                ));
+            }
+            if value.contains('\0') {
+                return Err(format!(
+                    "env_vars: the value of `{key}` contains a NUL byte"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_volumes(&self) -> Result<(), String> {
         for (host, spec) in &self.volumes {
+            if !host.starts_with('/') && !is_volume_name(host) {
+                return Err(format!(
+                    "volume `{host}`: the host side must be an absolute path or a volume name"
+                ));
+            }
             if spec.mode != "rw" && spec.mode != "ro" {
                 return Err(format!(
                     "volume `{host}`: mode must be \"rw\" or \"ro\", got \"{}\"",
@@ -208,21 +263,85 @@ impl DockerSandboxConfig {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn validate_ports(&self) -> Result<(), String> {
         for (container_port, spec) in &self.ports {
             validate_container_port(container_port)?;
-            let (_, host_port) = spec.host_binding()?;
+            let (ip, host_port) = spec.host_binding()?;
             if !host_port.is_empty() && host_port.parse::<u16>().is_err() {
                 return Err(format!(
                     "port `{container_port}`: host port must be 0-65535, got `{host_port}`"
                 ));
             }
-        }
-        for key in self.labels.keys() {
-            if key.starts_with("enclave.") {
-                return Err(format!("label `{key}`: the `enclave.` prefix is reserved"));
+            if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!(
+                    "port `{container_port}`: `{ip}` is not an IP address to bind"
+                ));
             }
         }
         Ok(())
+    }
+
+    fn validate_extra_hosts(&self) -> Result<(), String> {
+        for (host, address) in &self.extra_hosts {
+            if !is_hostname(host) {
+                return Err(format!(
+                    "extra_hosts: `{}` is not a host name (letters, digits, `-` and `.`)",
+                    host.escape_default()
+                ));
+            }
+            if address != "host-gateway" && address.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!(
+                    "extra_hosts: the address of `{host}` must be an IP address or \"host-gateway\", got `{}`",
+                    address.escape_default()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_labels(&self) -> Result<(), String> {
+        for (key, value) in &self.labels {
+            if key.trim().is_empty() {
+                return Err("labels: a label key must not be empty".into());
+            }
+            if key.starts_with("enclave.") {
+                return Err(format!("label `{key}`: the `enclave.` prefix is reserved"));
+            }
+            if key.contains('\0') || value.contains('\0') {
+                return Err(format!(
+                    "label `{}`: contains a NUL byte",
+                    key.escape_default()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Settings that are valid but give up isolation, worth a word when a sandbox is made.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.network_enabled {
+            match self.network.as_deref() {
+                Some("host") => warnings.push(
+                    "network `host`: the sandbox shares the host's network, including every \
+                     service listening on its loopback"
+                        .to_string(),
+                ),
+                Some(n) if n.starts_with("container:") => warnings.push(format!(
+                    "network `{n}`: the sandbox shares that container's network"
+                )),
+                _ => {}
+            }
+        }
+        if self.privileged {
+            warnings.push(
+                "privileged: the sandbox gets the host's devices and every capability".into(),
+            );
+        }
+        warnings
     }
 
     /// The config as ms-enclave's `SandboxInfo.config` shows it: null fields left out.
@@ -254,6 +373,29 @@ fn validate_container_port(spec: &str) -> Result<(), String> {
             "port `{spec}`: expected a container port like `8080` or `8080/tcp`"
         ))
     }
+}
+
+/// A name for `/etc/hosts`: dot-separated labels of letters, digits and `-`.
+fn is_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// A named volume, as Docker spells them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn is_volume_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -358,6 +500,75 @@ mod tests {
         assert!(e.contains("JSON object"), "{e}");
         let e = DockerSandboxConfig::from_json("{\n\"image\": }").unwrap_err();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_string_command_is_split_as_a_shell_would() {
+        let c = DockerSandboxConfig::from_value(json!({
+            "command": "sh -c 'trap \"\" TERM; sleep 1000' \"a b\""
+        }))
+        .unwrap();
+        assert_eq!(
+            c.command.unwrap().argv().unwrap(),
+            ["sh", "-c", "trap \"\" TERM; sleep 1000", "a b"]
+        );
+        let e = DockerSandboxConfig::from_value(json!({"command": "sh -c 'unclosed"})).unwrap_err();
+        assert!(
+            e.contains("command") && e.contains("cannot be split"),
+            "{e}"
+        );
+        let e = DockerSandboxConfig::from_value(json!({"command": []})).unwrap_err();
+        assert!(e.contains("command must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn fields_an_engine_would_misread_are_refused_by_name() {
+        for (config, needle) in [
+            (json!({"pids_limit": -5}), "pids_limit"),
+            (
+                json!({"extra_hosts": {"a\nb": "1.2.3.4"}}),
+                "extra_hosts: `a\\nb`",
+            ),
+            (
+                json!({"extra_hosts": {"db": "not-an-ip"}}),
+                "extra_hosts: the address of `db`",
+            ),
+            (json!({"env_vars": {"A=B": "1"}}), "env_vars: `A=B`"),
+            (json!({"env_vars": {"": "1"}}), "env_vars"),
+            (json!({"labels": {"": "x"}}), "labels: a label key"),
+            (
+                json!({"image": "Bad Image"}),
+                "image `Bad Image` is not a valid reference",
+            ),
+            (
+                json!({"volumes": {"./rel": {"bind": "/x"}}}),
+                "volume `./rel`",
+            ),
+            (
+                json!({"ports": {"80": ["nope", 8080]}}),
+                "`nope` is not an IP address",
+            ),
+        ] {
+            let e = DockerSandboxConfig::from_value(config.clone()).unwrap_err();
+            assert!(e.contains(needle), "{config}: {e}");
+        }
+        let ok = DockerSandboxConfig::from_value(json!({
+            "extra_hosts": {"db.internal": "10.0.0.2", "host.docker.internal": "host-gateway"},
+            "volumes": {"named_vol": {"bind": "/data"}},
+            "pids_limit": 0
+        }));
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn isolation_loss_is_worth_a_warning() {
+        let c = DockerSandboxConfig::from_value(json!({"network": "host"})).unwrap();
+        assert!(c.warnings()[0].contains("network `host`"));
+        let c =
+            DockerSandboxConfig::from_value(json!({"network": "host", "network_enabled": false}))
+                .unwrap();
+        assert!(c.warnings().is_empty());
+        assert!(DockerSandboxConfig::default().warnings().is_empty());
     }
 
     #[test]

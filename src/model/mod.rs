@@ -1,16 +1,31 @@
-//! Wire types shared by the CLI, the manager and (later) the HTTP server and client.
+//! The shared vocabulary: wire types that the CLI, the manager and (later) the HTTP server and
+//! client exchange, and the exec and I/O types every backend speaks.
 //!
 //! Field names, defaults and enum strings follow ms-enclave so its clients interoperate.
 
+mod capture;
 mod config;
+mod exec;
 mod flex;
+mod ids;
+mod image_ref;
 mod sandbox;
-pub mod timestamp;
+pub(crate) mod timestamp;
 mod tool_result;
 
+pub use capture::{Capped, Capture, DEFAULT_MAX_OUTPUT};
 pub use config::{
     parse_memory_limit, Command, DockerSandboxConfig, PortSpec, ToolsConfig, VolumeSpec,
     DEFAULT_PIDS_LIMIT,
 };
-pub use sandbox::{new_sandbox_id, SandboxInfo, SandboxStatus, SandboxType};
+pub use exec::{
+    Discard, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, NoProgress, OutputSink,
+    PullObserver, Stream,
+};
+pub use ids::{new_sandbox_id, random_hex};
+pub use sandbox::{Location, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType};
 pub use tool_result::{ExecutionStatus, ToolResult};
+
+/// The longest timeout enclave enforces: a year. Longer is a typo on the command line, and no
+/// limit at all in a tool's `timeout` argument (deadlines that far away overflow the clock).
+pub const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;

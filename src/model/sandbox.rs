@@ -1,21 +1,11 @@
-//! The sandbox as clients see it: id, type, status and `SandboxInfo`.
+//! The sandbox as clients see it: id, type, status, where it lives, and `SandboxInfo`.
 
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// ms-enclave's id alphabet: no `0`, `1` or `l`, so ids survive being read aloud or retyped.
-const ID_ALPHABET: &[u8] = b"23456789abcdefghijkmnopqrstuvwxyz";
-const ID_LEN: usize = 8;
-
-pub fn new_sandbox_id() -> String {
-    let mut rng = rand::rng();
-    (0..ID_LEN)
-        .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
-        .collect()
-}
+use super::DockerSandboxConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,7 +31,8 @@ impl SandboxType {
     }
 }
 
-/// ms-enclave's statuses, plus `gone`: recorded by us, but its container no longer exists.
+/// ms-enclave's statuses, plus enclave's `paused` (frozen outside enclave) and `gone` (recorded
+/// by us, but the sandbox no longer exists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxStatus {
@@ -51,6 +42,7 @@ pub enum SandboxStatus {
     Busy,
     Stopping,
     Stopped,
+    Paused,
     Error,
     Gone,
 }
@@ -64,21 +56,62 @@ impl SandboxStatus {
             SandboxStatus::Busy => "busy",
             SandboxStatus::Stopping => "stopping",
             SandboxStatus::Stopped => "stopped",
+            SandboxStatus::Paused => "paused",
             SandboxStatus::Error => "error",
             SandboxStatus::Gone => "gone",
         }
     }
+}
 
-    /// Maps Docker's container state (`running`, `exited`, …) onto a sandbox status.
-    pub fn from_container_state(state: &str) -> Self {
-        match state {
-            "running" => SandboxStatus::Running,
-            "created" | "restarting" => SandboxStatus::Initializing,
-            "removing" => SandboxStatus::Stopping,
-            "exited" | "paused" | "dead" => SandboxStatus::Stopped,
-            _ => SandboxStatus::Error,
-        }
-    }
+/// Where a sandbox lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Location {
+    /// The Docker engine this process talks to (`DOCKER_HOST` or the default socket).
+    Docker,
+    /// An `enclave server` (or ms-enclave server) at this URL.
+    Server { url: String },
+}
+
+/// A sandbox as a manager found it: what `enclave ls` shows, and enough to act on it without
+/// looking it up again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sandbox {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub sandbox_type: SandboxType,
+    pub image: String,
+    pub status: SandboxStatus,
+    pub tools: Vec<String>,
+    #[serde(with = "super::timestamp::option")]
+    pub created_at: Option<DateTime<Utc>>,
+    pub container_id: Option<String>,
+    pub location: Location,
+    /// Recorded in the state file (false: found only through its labels).
+    pub tracked: bool,
+    /// The full config; `inspect` shows it, `ls` does not.
+    #[serde(skip)]
+    pub config: DockerSandboxConfig,
+    /// For a sandbox that is not running: how to bring it back, in the backend's words.
+    #[serde(skip)]
+    pub revive_hint: Option<String>,
+}
+
+/// What `remove` did to one sandbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    pub id: String,
+    pub result: Removal,
+}
+
+/// How a sandbox was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Removal {
+    /// The sandbox was killed and removed.
+    Removed,
+    /// It was already gone; the record was dropped.
+    Forgotten,
 }
 
 /// ms-enclave's `SandboxInfo` (reference §4.3), key order as it emits them.
@@ -102,15 +135,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_use_the_unambiguous_alphabet() {
-        for _ in 0..200 {
-            let id = new_sandbox_id();
-            assert_eq!(id.len(), 8);
-            assert!(id.bytes().all(|b| ID_ALPHABET.contains(&b)), "{id}");
-        }
-    }
-
-    #[test]
     fn enum_wire_strings() {
         assert_eq!(
             serde_json::to_string(&SandboxType::DockerNotebook).unwrap(),
@@ -119,10 +143,6 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&SandboxStatus::Running).unwrap(),
             "\"running\""
-        );
-        assert_eq!(
-            SandboxStatus::from_container_state("exited"),
-            SandboxStatus::Stopped
         );
     }
 }

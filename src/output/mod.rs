@@ -8,6 +8,7 @@ use std::io::{self, IsTerminal, Write};
 use comfy_table::{presets, ContentArrangement, Table};
 use owo_colors::OwoColorize;
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 
 pub use progress::{PullProgress, Spinner};
 
@@ -57,20 +58,16 @@ impl Output {
         self.stderr_tty && !self.quiet
     }
 
-    pub fn color_stdout(&self) -> bool {
-        self.color_stdout
-    }
-
     /// Prints a value as pretty JSON on stdout.
-    pub fn json<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, value)?;
-        writeln!(out)
+    pub async fn json<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
+        let mut text = serde_json::to_vec_pretty(value)?;
+        text.push(b'\n');
+        write_stdout(&text).await
     }
 
     /// Prints a line of data on stdout.
-    pub fn line(&self, text: &str) -> io::Result<()> {
-        writeln!(io::stdout().lock(), "{text}")
+    pub async fn line(&self, text: &str) -> io::Result<()> {
+        write_stdout(format!("{text}\n").as_bytes()).await
     }
 
     /// A status note on stderr ("created k3x9 in 0.4s"); silent with `-q`.
@@ -89,7 +86,7 @@ impl Output {
     }
 
     /// A table in the `docker ps` style: upper-case headers, no borders.
-    pub fn table(&self, headers: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
+    pub async fn table(&self, headers: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
         let mut table = Table::new();
         table
             .load_preset(presets::NOTHING)
@@ -101,10 +98,12 @@ impl Output {
         for column in table.column_iter_mut() {
             column.set_padding((0, 2));
         }
+        let mut text = String::new();
         for line in table.to_string().lines() {
-            writeln!(io::stdout().lock(), "{}", line.trim_end())?;
+            text.push_str(line.trim_end());
+            text.push('\n');
         }
-        Ok(())
+        write_stdout(text.as_bytes()).await
     }
 
     /// Colours a status word on a terminal; the word itself always carries the meaning.
@@ -115,36 +114,34 @@ impl Output {
         match status {
             "running" => status.green().to_string(),
             "gone" | "error" => status.red().to_string(),
-            "stopped" | "stopping" => status.yellow().to_string(),
+            "stopped" | "stopping" | "paused" => status.yellow().to_string(),
             _ => status.to_string(),
         }
     }
 
     /// Renders an error once: to stderr, and with `--json` also to stdout as an object.
     pub fn error(&self, err: &anyhow::Error) {
-        let domain = error::find(err);
-        // The domain error is the headline wherever it sits in the chain; every other link
-        // (context added above it, the source below it) reads as a cause.
-        let message = domain.map_or_else(|| err.to_string(), ToString::to_string);
-        let mut causes: Vec<String> = err
-            .chain()
-            .map(ToString::to_string)
-            .chain(domain.and_then(Error::cause))
-            .filter(|c| *c != message)
-            .collect();
-        causes.dedup();
-        let hint = domain.and_then(|e| e.hint());
-        self.render_error(&message, &causes, hint.as_deref());
+        self.error_text(err);
         if self.json {
-            let body = ErrorBody {
-                error: ErrorJson {
-                    kind: domain.map_or("error", |e| e.kind()),
-                    message: &message,
-                    causes: &causes,
-                    hint: hint.as_deref(),
-                },
-            };
-            let _ = self.json(&body);
+            self.error_json(err);
+        }
+    }
+
+    /// The error as text on stderr: headline, causes, hint.
+    pub fn error_text(&self, err: &anyhow::Error) {
+        let report = Report::of(err);
+        self.render_error(&report.message, &report.causes, report.hint.as_deref());
+    }
+
+    /// The error as the one JSON document on stdout: `{"error":{kind,message,causes,hint}}`.
+    pub fn error_json(&self, err: &anyhow::Error) {
+        let report = Report::of(err);
+        let body = ErrorBody { error: &report };
+        if let Ok(mut text) = serde_json::to_vec_pretty(&body) {
+            text.push(b'\n');
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(&text);
+            let _ = out.flush();
         }
     }
 
@@ -170,17 +167,47 @@ impl Output {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorJson<'a>,
+/// Writes data to stdout without holding the runtime: a reader that stalls makes this wait,
+/// while timeouts and signals still fire.
+async fn write_stdout(bytes: &[u8]) -> io::Result<()> {
+    let mut out = tokio::io::stdout();
+    out.write_all(bytes).await?;
+    out.flush().await
+}
+
+/// An error as we show it: the domain error is the headline wherever it sits in the chain; every
+/// other link (context added above it, the source below it) reads as a cause.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub kind: &'static str,
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl Report {
+    pub fn of(err: &anyhow::Error) -> Self {
+        let domain = error::find(err);
+        let message = domain.map_or_else(|| err.to_string(), ToString::to_string);
+        let mut causes: Vec<String> = err
+            .chain()
+            .map(ToString::to_string)
+            .chain(domain.and_then(Error::cause))
+            .filter(|c| *c != message)
+            .collect();
+        causes.dedup();
+        Report {
+            kind: domain.map_or("error", Error::kind),
+            message,
+            causes,
+            hint: domain.and_then(Error::hint),
+        }
+    }
 }
 
 #[derive(Serialize)]
-struct ErrorJson<'a> {
-    kind: &'a str,
-    message: &'a str,
-    causes: &'a [String],
-    hint: Option<&'a str>,
+struct ErrorBody<'a> {
+    error: &'a Report,
 }
 
 /// A short relative age: `3s`, `5m`, `2h`, `4d`.

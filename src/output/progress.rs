@@ -7,7 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Output;
-use crate::backend::PullObserver;
+use crate::model::PullObserver;
 
 /// Aggregates per-layer pull progress into one bar.
 pub struct PullProgress {

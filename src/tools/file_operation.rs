@@ -8,16 +8,13 @@
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
-use tokio_util::sync::CancellationToken;
-
-use super::capture::Capture;
 use super::encoding::Encoding;
 use super::options::ToolOptions;
 use super::paths::{self, Policy};
 use super::run::{self, Command, Finished};
 use super::{Tool, ToolContext, ToolInfo};
-use crate::backend::{ExecEnd, ExecSpec, OutputSink, PathStat};
-use crate::model::{SandboxType, ToolResult};
+use crate::backend::{FileKind, FileStat, NewEntry};
+use crate::model::{Capped, ExecEnd, ExecSpec, OutputSink, SandboxType, Stream, ToolResult};
 
 pub struct FileOperation;
 
@@ -53,17 +50,13 @@ impl Tool for FileOperation {
         ctx: &ToolContext<'_>,
         name: &str,
         args: &Map<String, Value>,
-        options: &Map<String, Value>,
+        options: &ToolOptions,
     ) -> ToolResult {
         let text = |key: &str| args.get(key).and_then(Value::as_str);
         let shown = text("file_path").unwrap_or("");
         if shown.trim().is_empty() {
             return ToolResult::failure(name, "No file path provided");
         }
-        let options = match ToolOptions::parse(options) {
-            Ok(o) => o,
-            Err(e) => return ToolResult::failure(name, format!("Operation failed: {e}")),
-        };
         let op = Op {
             ctx,
             name,
@@ -98,7 +91,7 @@ struct Op<'a> {
     shown: &'a str,
     path: String,
     policy: Policy,
-    options: ToolOptions,
+    options: &'a ToolOptions,
 }
 
 impl Op<'_> {
@@ -128,18 +121,13 @@ impl Op<'_> {
     }
 
     /// Follows symlinks to what `path` names; `None` when nothing is there.
-    async fn stat_following(&self, path: &str) -> anyhow::Result<Option<(String, PathStat)>> {
+    async fn stat_following(&self, path: &str) -> anyhow::Result<Option<(String, FileStat)>> {
         let mut target = path.to_string();
         for _ in 0..MAX_LINKS {
-            let Some(stat) = self
-                .ctx
-                .backend
-                .stat_path(self.ctx.container_id, &target)
-                .await?
-            else {
+            let Some(stat) = self.ctx.backend.stat(&target).await? else {
                 return Ok(None);
             };
-            if !stat.is_symlink() {
+            if stat.kind != FileKind::Symlink {
                 return Ok(Some((target, stat)));
             }
             let dir = paths::split(&target).map_or("/", |(d, _)| d);
@@ -159,8 +147,8 @@ impl Op<'_> {
         let failed = |why: &str| self.fail(format!("Failed to read file: {}: {why}", self.shown));
         let max = self.options.max_file_size;
         let read = match self.lookup(&self.path).await {
-            Some((_, stat)) if stat.is_dir() => return failed("is a directory"),
-            Some((_, stat)) if !stat.is_file() => return failed("not a regular file"),
+            Some((_, stat)) if stat.kind == FileKind::Dir => return failed("is a directory"),
+            Some((_, stat)) if stat.kind != FileKind::File => return failed("not a regular file"),
             Some((_, stat)) if stat.size > max => return failed(&too_large(stat.size, max)),
             Some((target, stat)) if stat.size > 0 => self.download(&target, max).await,
             // Empty, or out of the archive API's sight (`/proc`, `/sys`): ask `cat`.
@@ -193,62 +181,35 @@ impl Op<'_> {
     }
 
     /// What `path` leads to, symlinks followed, when the archive API can see it.
-    async fn lookup(&self, path: &str) -> Option<(String, PathStat)> {
+    async fn lookup(&self, path: &str) -> Option<(String, FileStat)> {
         self.stat_following(path).await.ok().flatten()
     }
 
-    /// The file's bytes from the archive API.
+    /// The file's bytes, read by the backend without a process in the sandbox.
     async fn download(&self, target: &str, max: u64) -> anyhow::Result<Read> {
-        // Tar headers, long-name records and padding come on top of the content.
-        let slack = 64 * 1024;
-        let Some(tar) = self
-            .ctx
-            .backend
-            .download_tar_capped(self.ctx.container_id, target, max + slack)
-            .await?
-        else {
-            return Ok(Read::TooLarge);
-        };
-        let mut archive = tar::Archive::new(&tar[..]);
-        let mut entries = archive.entries()?;
-        let Some(entry) = entries.next() else {
-            anyhow::bail!("the engine sent an empty archive");
-        };
-        let mut entry = entry?;
-        if entry.size() > max {
-            return Ok(Read::TooLarge);
-        }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        std::io::Read::read_to_end(&mut entry, &mut bytes)?;
-        Ok(Read::Bytes(bytes))
+        Ok(match self.ctx.backend.read_file(target, max).await? {
+            Some(bytes) => Read::Bytes(bytes),
+            None => Read::TooLarge,
+        })
     }
 
     /// The file's bytes from `cat`, stopped as soon as they pass `max`.
     async fn cat(&self, max: u64) -> anyhow::Result<Read> {
-        let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
-        let cancel = self.ctx.cancel.child_token();
         let mut sink = Limited {
-            capture: Capture::new(limit),
+            stdout: Vec::new(),
+            stderr: Capped::new(4096),
             max,
-            cancel: cancel.clone(),
         };
         let mut spec = ExecSpec::new(vec!["cat".into(), "--".into(), self.path.clone()]);
         spec.timeout = Some(run::HELPER_TIMEOUT);
-        spec.cancel = cancel;
-        let outcome = self
-            .ctx
-            .backend
-            .exec(self.ctx.container_id, spec, &mut sink)
-            .await?;
-        let capture = sink.capture;
-        if capture.stdout.total() > max {
-            return Ok(Read::TooLarge);
-        }
+        spec.cancel = self.ctx.cancel.clone();
+        let outcome = self.ctx.backend.exec(spec, &mut sink).await?;
         Ok(match outcome.end {
-            ExecEnd::Exited(Some(0)) => Read::Bytes(capture.stdout.into_bytes().0),
+            ExecEnd::OutputClosed => Read::TooLarge,
+            ExecEnd::Exited(Some(0)) => Read::Bytes(sink.stdout),
             ExecEnd::Cancelled => anyhow::bail!("cancelled"),
             ExecEnd::TimedOut => anyhow::bail!("`cat` took longer than {:?}", run::HELPER_TIMEOUT),
-            ExecEnd::Exited(_) => Read::Failed(capture.stderr.into_text().0),
+            ExecEnd::Exited(_) => Read::Failed(sink.stderr.into_text().0),
         })
     }
 
@@ -274,36 +235,38 @@ impl Op<'_> {
             |why: String| self.fail(format!("Failed to copy file to target location: {why}"));
         // Like ms-enclave's `cp`, write through a symlink and keep an existing file's mode.
         let (target, mode) = match self.stat_following(&self.path).await {
-            Ok(Some((_, stat))) if stat.is_dir() => {
+            Ok(Some((_, stat))) if stat.kind == FileKind::Dir => {
                 return copy_failed(format!("{} is a directory", self.shown))
             }
-            Ok(Some((target, stat))) => (target, stat.mode & 0o7777),
-            // Missing, or out of the archive API's sight: the upload will tell.
+            Ok(Some((_, stat))) if stat.kind != FileKind::File => {
+                // A device or a pipe would swallow the content and report success.
+                return self.fail(format!(
+                    "Write failed: {} is not a regular file",
+                    self.shown
+                ));
+            }
+            Ok(Some((target, stat))) => (target, stat.mode),
+            // Missing, or out of the backend's sight: the write will tell.
             Ok(None) | Err(_) => (self.path.clone(), 0o644),
         };
         let Some((dir, file)) = paths::split(&target) else {
             return copy_failed(format!("{} is a directory", self.shown));
         };
-        let tar = match file_tar(file, &bytes, mode) {
-            Ok(t) => t,
-            Err(e) => return self.fail(format!("Write failed: {e}")),
+        let entry = || {
+            vec![NewEntry::File {
+                path: file.to_string(),
+                content: bytes.clone(),
+                mode,
+            }]
         };
         let backend = self.ctx.backend;
-        let container = self.ctx.container_id;
-        if let Err(first) = backend
-            .upload_tar_keeping_dirs(container, dir, tar.clone())
-            .await
-        {
+        if backend.put(dir, entry()).await.is_err() {
             // Most likely the directory is missing: make it, as ms-enclave's `mkdir -p` does.
-            let made = run::helper(self.ctx, &["mkdir", "-p", "--", dir]).await;
-            match made {
-                Ok(f) if f.end == ExecEnd::Exited(Some(0)) => {
-                    if let Err(e) = backend.upload_tar_keeping_dirs(container, dir, tar).await {
-                        return copy_failed(engine_message(&e));
-                    }
-                }
-                Ok(f) if !f.stderr.is_empty() => return copy_failed(f.stderr.trim_end().into()),
-                _ => return copy_failed(engine_message(&first)),
+            if let Err(e) = backend.make_dirs(dir).await {
+                return copy_failed(run::one_line(&e));
+            }
+            if let Err(e) = backend.put(dir, entry()).await {
+                return copy_failed(engine_message(&e));
             }
         }
         ToolResult::success(
@@ -391,23 +354,30 @@ enum Read {
     Failed(String),
 }
 
-/// A capture that cancels the command once stdout passes `max` bytes.
+/// Keeps stdout whole up to `max` bytes, and stops taking output past it, which stops the
+/// command.
 struct Limited {
-    capture: Capture,
+    stdout: Vec<u8>,
+    stderr: Capped,
     max: u64,
-    cancel: CancellationToken,
 }
 
+#[async_trait]
 impl OutputSink for Limited {
-    fn stdout(&mut self, data: &[u8]) {
-        self.capture.stdout.push(data);
-        if self.capture.stdout.total() > self.max {
-            self.cancel.cancel();
+    async fn write(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+        match stream {
+            Stream::Stdout if (self.stdout.len() + data.len()) as u64 > self.max => {
+                Err(std::io::ErrorKind::FileTooLarge.into())
+            }
+            Stream::Stdout => {
+                self.stdout.extend_from_slice(data);
+                Ok(())
+            }
+            Stream::Stderr => {
+                self.stderr.push(data);
+                Ok(())
+            }
         }
-    }
-
-    fn stderr(&mut self, data: &[u8]) {
-        self.capture.stderr.push(data);
     }
 }
 
@@ -423,58 +393,16 @@ fn or_text(stderr: String, fallback: String) -> String {
     }
 }
 
-/// The engine's own words when it refused, else the whole chain.
+/// The backend's own words when it refused, else the whole chain.
 fn engine_message(err: &anyhow::Error) -> String {
     match crate::error::find(err) {
-        Some(crate::error::Error::Engine(message)) => message.clone(),
+        Some(crate::error::Error::Refused { message, .. }) => message.clone(),
         _ => run::one_line(err),
     }
-}
-
-/// A tar holding one regular file.
-fn file_tar(name: &str, bytes: &[u8], mode: u32) -> std::io::Result<Vec<u8>> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(bytes.len() as u64);
-    header.set_mode(mode);
-    header.set_entry_type(tar::EntryType::Regular);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    header.set_mtime(now);
-    let mut builder = tar::Builder::new(Vec::with_capacity(bytes.len() + 2048));
-    builder.append_data(&mut header, name, bytes)?;
-    builder.into_inner()
 }
 
 const DESCRIPTION: &str = "Perform file operations like read, write, delete, and list files";
 
 fn parameters_schema() -> Value {
     json!({"type":"object","properties":{"operation":{"type":"string","description":"Type of file operation to perform","enum":["create","read","write","delete","list","exists"]},"file_path":{"type":"string","description":"Path to the file or directory"},"content":{"type":"string","description":"Content to write to file (only for write operation)"},"encoding":{"type":"string","description":"File encoding","default":"utf-8"}},"required":["operation","file_path"],"additionalProperties":false})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_tar_round_trips_with_odd_names() {
-        let name = "a \"b\" $(touch x) 'c' é.txt";
-        let tar = file_tar(name, b"\x00\xffdata", 0o755).unwrap();
-        let mut archive = tar::Archive::new(&tar[..]);
-        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
-        assert_eq!(entry.path().unwrap().to_str().unwrap(), name);
-        assert_eq!(entry.header().mode().unwrap(), 0o755);
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
-        assert_eq!(bytes, b"\x00\xffdata");
-    }
-
-    #[test]
-    fn long_names_survive() {
-        let name = "n".repeat(200);
-        let tar = file_tar(&name, b"x", 0o644).unwrap();
-        let mut archive = tar::Archive::new(&tar[..]);
-        let entry = archive.entries().unwrap().next().unwrap().unwrap();
-        assert_eq!(entry.path().unwrap().to_str().unwrap(), name);
-    }
 }

@@ -1,6 +1,5 @@
 //! The tools agents call: each owns its OpenAI function-calling schema and its `execute`.
 
-mod capture;
 mod encoding;
 mod file_operation;
 mod languages;
@@ -12,23 +11,21 @@ mod run;
 mod shell_executor;
 mod validate;
 
-pub use run::{CANCELLED, MAX_TIMEOUT_SECS};
-pub use validate::{accepts, validate_args};
+pub(crate) use run::CANCELLED;
+pub(crate) use validate::{accepts, validate_args};
 
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::DockerBackend;
+use crate::backend::Backend;
 use crate::model::{SandboxType, ToolResult, ToolsConfig};
-use options::ToolOptions;
+pub(crate) use options::ToolOptions;
 
 /// What a tool needs to act on one sandbox.
-pub struct ToolContext<'a> {
-    pub backend: &'a DockerBackend,
-    pub container_id: &'a str,
-    pub sandbox_id: &'a str,
+pub(crate) struct ToolContext<'a> {
+    pub(crate) backend: &'a dyn Backend,
     /// The sandbox's working directory (`config.working_dir`).
     pub working_dir: &'a str,
     /// Cancelled when the caller goes away (Ctrl-C, a dropped HTTP request).
@@ -66,14 +63,14 @@ pub trait Tool: Send + Sync {
         self.info().sandbox_types
     }
 
-    /// Runs one call. `args` were already validated against `parameters()`; `options` is the
-    /// tool's entry in `tools_config`.
+    /// Runs one call. `args` were already validated against `parameters()`; `options` are the
+    /// tool's `tools_config` options, checked when the sandbox was created.
     async fn execute(
         &self,
         ctx: &ToolContext<'_>,
         name: &str,
         args: &Map<String, Value>,
-        options: &Map<String, Value>,
+        options: &ToolOptions,
     ) -> ToolResult;
 }
 
@@ -106,13 +103,14 @@ fn usable_in(tool: &dyn Tool, sandbox: SandboxType) -> bool {
     tool.sandbox_types().iter().any(|t| compatible.contains(t))
 }
 
-/// One tool enabled in one sandbox, with its `tools_config` overrides applied.
+/// One tool enabled in one sandbox, with its `tools_config` overrides applied and its options
+/// parsed once.
 #[derive(Clone)]
 pub struct EnabledTool {
     pub tool: &'static dyn Tool,
     pub name: String,
     pub description: String,
-    pub options: Map<String, Value>,
+    pub options: ToolOptions,
 }
 
 impl EnabledTool {
@@ -135,7 +133,7 @@ pub fn default_schema(tool: &'static dyn Tool) -> Value {
         tool,
         name: tool.key().to_string(),
         description: tool.description().to_string(),
-        options: Map::new(),
+        options: ToolOptions::default(),
     }
     .schema()
 }
@@ -171,10 +169,18 @@ impl ToolSet {
                 continue;
             }
             let name = string_option(options, "name")?.unwrap_or(key).to_string();
+            if !is_function_name(&name) {
+                return Err(format!(
+                    "tools_config of `{key}`: the name `{}` is not one model APIs accept \
+                     (1 to 64 letters, digits, `_` or `-`)",
+                    name.escape_default()
+                ));
+            }
             let description = string_option(options, "description")?
                 .unwrap_or(tool.description())
                 .to_string();
-            ToolOptions::parse(options).map_err(|e| format!("tools_config of `{key}`: {e}"))?;
+            let parsed =
+                ToolOptions::parse(options).map_err(|e| format!("tools_config of `{key}`: {e}"))?;
             if tools.contains_key(&name) {
                 return Err(format!("two tools are named `{name}`"));
             }
@@ -184,7 +190,7 @@ impl ToolSet {
                     tool,
                     name,
                     description,
-                    options: options.clone(),
+                    options: parsed,
                 },
             );
         }
@@ -199,16 +205,20 @@ impl ToolSet {
         self.tools.keys().cloned().collect()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &EnabledTool> {
-        self.tools.values()
-    }
-
     pub fn schemas(&self) -> IndexMap<String, Value> {
         self.tools
             .iter()
             .map(|(name, t)| (name.clone(), t.schema()))
             .collect()
     }
+}
+
+/// OpenAI's rule for function names, `^[a-zA-Z0-9_-]{1,64}$`, which other model APIs share.
+fn is_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn string_option<'a>(
@@ -263,6 +273,23 @@ mod tests {
         let schema = set.get("py").unwrap().schema();
         assert_eq!(schema["function"]["name"], "py");
         assert_eq!(schema["function"]["description"], "d");
+    }
+
+    #[test]
+    fn names_model_apis_reject_are_refused() {
+        for bad in ["my tool", "py.exec", "é", &"x".repeat(65)] {
+            let config = serde_json::json!({"python_executor": {"name": bad}});
+            let e = ToolSet::from_config(
+                &serde_json::from_value(config).unwrap(),
+                SandboxType::Docker,
+            )
+            .unwrap_err();
+            assert!(e.contains("is not one model APIs accept"), "{bad}: {e}");
+        }
+        let ok = serde_json::json!({"python_executor": {"name": "py-exec_2"}});
+        assert!(
+            ToolSet::from_config(&serde_json::from_value(ok).unwrap(), SandboxType::Docker).is_ok()
+        );
     }
 
     #[test]

@@ -8,15 +8,14 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use super::languages::{self, Language};
 use super::options::ToolOptions;
 use super::run::{self, Command, Finished, Texts, Timeout, COMMAND_TEXTS};
 use super::{Tool, ToolContext, ToolInfo};
-use crate::backend::ExecEnd;
-use crate::model::{SandboxType, ToolResult};
+use crate::backend::NewEntry;
+use crate::model::{random_hex, ExecEnd, SandboxType, ToolResult};
 
 pub struct MultiCodeExecutor;
 
@@ -48,7 +47,7 @@ impl Tool for MultiCodeExecutor {
         ctx: &ToolContext<'_>,
         name: &str,
         args: &Map<String, Value>,
-        options: &Map<String, Value>,
+        options: &ToolOptions,
     ) -> ToolResult {
         let language = args.get("language").and_then(Value::as_str).unwrap_or("");
         let code = args.get("code").and_then(Value::as_str).unwrap_or("");
@@ -68,10 +67,6 @@ impl Tool for MultiCodeExecutor {
         };
         let files = match extra_files(args.get("files")) {
             Ok(f) => f,
-            Err(e) => return ToolResult::failure(name, format!("Execution failed: {e}")),
-        };
-        let options = match ToolOptions::parse(options) {
-            Ok(o) => o,
             Err(e) => return ToolResult::failure(name, format!("Execution failed: {e}")),
         };
         let job = Job {
@@ -126,37 +121,28 @@ struct Job<'a> {
 
 impl Job<'_> {
     /// Creates the work directory with the extra files and, unless a prepare step must run
-    /// first, the code.
+    /// first, the code: one write.
     async fn upload(&self, files: &[(String, String)], with_code: bool) -> anyhow::Result<()> {
         let dir = self.workdir.trim_start_matches("/tmp/");
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_size(0);
-        builder.append_data(&mut header, format!("{dir}/"), std::io::empty())?;
+        let mut entries = vec![NewEntry::Dir {
+            path: dir.to_string(),
+            mode: 0o755,
+        }];
         for (file, content) in files {
-            append_file(&mut builder, &format!("{dir}/{file}"), content.as_bytes())?;
+            entries.push(file_entry(&format!("{dir}/{file}"), content));
         }
         if with_code {
-            let main = format!("{dir}/{}", self.lang.main_file);
-            append_file(&mut builder, &main, self.code.as_bytes())?;
+            entries.push(file_entry(
+                &format!("{dir}/{}", self.lang.main_file),
+                self.code,
+            ));
         }
-        let tar = builder.into_inner()?;
-        self.ctx
-            .backend
-            .upload_tar_keeping_dirs(self.ctx.container_id, "/tmp", tar)
-            .await
+        self.ctx.backend.put("/tmp", entries).await
     }
 
     async fn upload_code(&self) -> anyhow::Result<()> {
-        let mut builder = tar::Builder::new(Vec::new());
-        append_file(&mut builder, self.lang.main_file, self.code.as_bytes())?;
-        let tar = builder.into_inner()?;
-        self.ctx
-            .backend
-            .upload_tar_keeping_dirs(self.ctx.container_id, &self.workdir, tar)
-            .await
+        let entry = file_entry(self.lang.main_file, self.code);
+        self.ctx.backend.put(&self.workdir, vec![entry]).await
     }
 
     async fn step(&self, command: &str, timeout: Option<&Timeout>) -> anyhow::Result<Finished> {
@@ -220,16 +206,12 @@ impl Job<'_> {
     }
 }
 
-fn append_file(
-    builder: &mut tar::Builder<Vec<u8>>,
-    path: &str,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(0o644);
-    header.set_size(bytes.len() as u64);
-    builder.append_data(&mut header, path, bytes)
+fn file_entry(path: &str, content: &str) -> NewEntry {
+    NewEntry::File {
+        path: path.to_string(),
+        content: content.as_bytes().to_vec(),
+        mode: 0o644,
+    }
 }
 
 /// `files` as (file name, content); directory parts are dropped, as ms-enclave does.
@@ -250,9 +232,7 @@ fn extra_files(files: Option<&Value>) -> Result<Vec<(String, String)>, String> {
 }
 
 fn work_dir() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("/tmp/mce_{hex}")
+    format!("/tmp/mce_{}", random_hex())
 }
 
 const DESCRIPTION: &str = "Execute code in various languages (python, cpp, csharp, go, java, nodejs, ts, rust, php, bash, pytest, jest, go_test, lua, r, perl, d_ut, ruby, scala, julia, kotlin_script, verilog, lean, swift, racket) with runtime tuning";

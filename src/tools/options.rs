@@ -6,8 +6,8 @@
 
 use serde_json::{Map, Value};
 
-use super::capture::DEFAULT_MAX_OUTPUT;
 use super::paths;
+use crate::model::DEFAULT_MAX_OUTPUT;
 
 /// Default for `file_operation`'s `max_file_size`: ms-enclave's `FileOperationConfig` default.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;

@@ -6,13 +6,12 @@
 //! cancellation kills the whole process tree; the temp file is then removed by a second exec.
 
 use async_trait::async_trait;
-use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use super::options::ToolOptions;
 use super::run::{self, Command, COMMAND_TEXTS};
 use super::{Tool, ToolContext, ToolInfo};
-use crate::model::{SandboxType, ToolResult};
+use crate::model::{random_hex, SandboxType, ToolResult};
 
 pub struct PythonExecutor;
 
@@ -54,16 +53,12 @@ impl Tool for PythonExecutor {
         ctx: &ToolContext<'_>,
         name: &str,
         args: &Map<String, Value>,
-        options: &Map<String, Value>,
+        options: &ToolOptions,
     ) -> ToolResult {
         let code = args.get("code").and_then(Value::as_str).unwrap_or("");
         if code.trim().is_empty() {
             return ToolResult::failure(name, "No code provided");
         }
-        let options = match ToolOptions::parse(options) {
-            Ok(o) => o,
-            Err(e) => return ToolResult::failure(name, format!("Execution failed: {e}")),
-        };
         let timeout = run::timeout_arg(args, "timeout", Some(30));
         let script = temp_script_path();
         let mut command = Command::new(
@@ -83,7 +78,7 @@ impl Tool for PythonExecutor {
         command.timeout = timeout.as_ref().map(|t| t.duration);
         match command.run(ctx, ctx.cancel.clone()).await {
             Ok(finished) => {
-                let killed = !matches!(finished.end, crate::backend::ExecEnd::Exited(_));
+                let killed = finished.end.was_killed();
                 let result = run::to_result(name, finished, timeout.as_ref(), &COMMAND_TEXTS);
                 if killed {
                     // The runner died before it could remove the script.
@@ -100,9 +95,7 @@ impl Tool for PythonExecutor {
 }
 
 fn temp_script_path() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("/tmp/enclave_py_{hex}.py")
+    format!("/tmp/enclave_py_{}.py", random_hex())
 }
 
 const DESCRIPTION: &str = "Execute Python code in an isolated environment using IPython";

@@ -6,20 +6,17 @@ use std::time::Duration;
 use serde_json::{Map, Number, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::capture::Capture;
 use super::ToolContext;
-use crate::backend::{ExecEnd, ExecOutcome, ExecSpec};
-use crate::model::{ExecutionStatus, ToolResult};
+use crate::model::{
+    Capture, ExecEnd, ExecOutcome, ExecSpec, ExecutionStatus, ExitCause, KillReport, ToolResult,
+    MAX_TIMEOUT_SECS,
+};
 
-/// The `error` of a call that was cancelled with nothing on stderr. `enclave run-tool --timeout`
-/// recognises it to report its own deadline instead.
-pub const CANCELLED: &str = "Execution cancelled";
+/// The `error` of a call that was cancelled; what it wrote to stderr is in `metadata.stderr`.
+pub(crate) const CANCELLED: &str = "Execution cancelled";
 
-/// Timeouts longer than this (a century) mean no limit: far deadlines overflow the clock.
-pub const MAX_TIMEOUT_SECS: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
-
-/// How long our own helper commands (cleanup, `mkdir`, `realpath`) may take.
-pub const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long our own helper commands (cleanup, `realpath`) may take.
+pub(crate) const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A timeout argument as given: the duration, and the number as the caller wrote it (for the
 /// "timed out after <t> seconds" text, which ms-enclave formats from the value itself).
@@ -29,7 +26,8 @@ pub struct Timeout {
     pub shown: String,
 }
 
-/// Reads timeout `key`: absent means `default` seconds; `null` or `0` mean no limit.
+/// Reads timeout `key`: absent means `default` seconds; `null`, `0` or more than a year mean no
+/// limit.
 pub fn timeout_arg(args: &Map<String, Value>, key: &str, default: Option<u64>) -> Option<Timeout> {
     let number = match args.get(key) {
         None => Number::from(default?),
@@ -49,12 +47,14 @@ pub fn timeout_arg(args: &Map<String, Value>, key: &str, default: Option<u64>) -
 
 /// A command that ran: how it ended and what it printed (capped).
 #[derive(Debug)]
-pub struct Finished {
-    pub end: ExecEnd,
-    pub stdout: String,
-    pub stderr: String,
-    pub truncated: bool,
-    pub duration: Duration,
+pub(crate) struct Finished {
+    pub(crate) end: ExecEnd,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) truncated: bool,
+    pub(crate) duration: Duration,
+    pub(crate) kill: Option<KillReport>,
+    pub(crate) cause: Option<ExitCause>,
 }
 
 /// One command to run for a tool, in the container's working directory (the sandbox's
@@ -94,6 +94,8 @@ impl Command {
             stderr,
             truncated: out_cut || err_cut,
             duration: outcome.duration,
+            kill: outcome.kill,
+            cause: outcome.cause,
         })
     }
 
@@ -111,10 +113,7 @@ impl Command {
             spec.stdin = Some(Box::new(std::io::Cursor::new(bytes)));
         }
         let mut capture = Capture::new(self.max_output);
-        let outcome = ctx
-            .backend
-            .exec(ctx.container_id, spec, &mut capture)
-            .await?;
+        let outcome = ctx.backend.exec(spec, &mut capture).await?;
         Ok((outcome, capture))
     }
 }
@@ -145,8 +144,9 @@ pub const COMMAND_TEXTS: Texts<'static> = Texts {
 /// `error` is stderr, or the fallback text when stderr is empty.
 ///
 /// Unlike ms-enclave, a successful call never carries an `error`: what it wrote to stderr
-/// (warnings) goes to `metadata.stderr`, so `error` alone says whether the call failed.
-pub fn to_result(
+/// (warnings) goes to `metadata.stderr`, so `error` alone says whether the call failed. A
+/// cancelled call's `error` is always `CANCELLED`, its stderr also in `metadata.stderr`.
+pub(crate) fn to_result(
     tool_name: &str,
     finished: Finished,
     timeout: Option<&Timeout>,
@@ -158,6 +158,8 @@ pub fn to_result(
         stderr,
         truncated,
         duration,
+        kill,
+        cause,
     } = finished;
     let or_stderr = |fallback: String| {
         if stderr.is_empty() {
@@ -166,21 +168,38 @@ pub fn to_result(
             stderr.clone()
         }
     };
-    let (status, error, exit_code) = match end {
-        ExecEnd::Exited(Some(0)) => (ExecutionStatus::Success, None, Some(0)),
-        ExecEnd::Exited(Some(code)) => (
+    let (status, error, exit_code) = match (end, cause) {
+        (ExecEnd::Exited(code), Some(ExitCause::SandboxGone)) => (
+            ExecutionStatus::Error,
+            Some("Execution failed: the sandbox was removed while the command ran".to_string()),
+            code,
+        ),
+        (ExecEnd::Exited(Some(0)), _) => (ExecutionStatus::Success, None, Some(0)),
+        (ExecEnd::Exited(Some(code)), Some(ExitCause::OutOfMemory)) => (
+            ExecutionStatus::Error,
+            Some(format!(
+                "{}The sandbox hit its memory limit; the kernel killed the command",
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}\n", stderr.trim_end())
+                }
+            )),
+            Some(code),
+        ),
+        (ExecEnd::Exited(Some(code)), _) => (
             ExecutionStatus::Error,
             Some(or_stderr(texts.failed.replace("{n}", &code.to_string()))),
             Some(code),
         ),
-        ExecEnd::Exited(None) => (
+        (ExecEnd::Exited(None), _) => (
             ExecutionStatus::Error,
             Some(or_stderr(
                 "Execution failed: the engine did not report an exit code".into(),
             )),
             None,
         ),
-        ExecEnd::TimedOut => {
+        (ExecEnd::TimedOut, _) => {
             let shown = timeout.map_or("?", |t| t.shown.as_str());
             (
                 ExecutionStatus::Timeout,
@@ -188,24 +207,39 @@ pub fn to_result(
                 None,
             )
         }
-        ExecEnd::Cancelled => (
+        (ExecEnd::Cancelled | ExecEnd::OutputClosed, _) => (
             ExecutionStatus::Cancelled,
-            Some(or_stderr(CANCELLED.into())),
+            Some(CANCELLED.to_string()),
             None,
         ),
     };
     let mut result = ToolResult::new(tool_name, status, stdout).with_error(error);
-    if status == ExecutionStatus::Success && !stderr.is_empty() {
+    let stderr_elsewhere = matches!(
+        status,
+        ExecutionStatus::Success | ExecutionStatus::Cancelled
+    );
+    if stderr_elsewhere && !stderr.is_empty() {
         result
             .metadata
             .insert("stderr".into(), Value::String(stderr));
     }
     set_metadata(&mut result, exit_code, duration, truncated);
+    if let Some(kill) = kill {
+        result.metadata.insert(
+            "kill_verified".into(),
+            Value::Bool(matches!(kill, KillReport::Verified { .. })),
+        );
+    }
+    if cause == Some(ExitCause::OutOfMemory) {
+        result
+            .metadata
+            .insert("oom_killed".into(), Value::Bool(true));
+    }
     result
 }
 
 /// The metadata every executor fills in.
-pub fn set_metadata(
+pub(crate) fn set_metadata(
     result: &mut ToolResult,
     exit_code: Option<i64>,
     duration: Duration,
@@ -250,6 +284,8 @@ mod tests {
             stderr: stderr.into(),
             truncated: false,
             duration: Duration::from_millis(1500),
+            kill: None,
+            cause: None,
         }
     }
 
@@ -282,6 +318,11 @@ mod tests {
         );
         assert_eq!(
             timeout_arg(&args(json!({"timeout": 1e19})), "timeout", None),
+            None
+        );
+        // More than a year is no limit.
+        assert_eq!(
+            timeout_arg(&args(json!({"timeout": 4e7})), "timeout", None),
             None
         );
     }
@@ -342,11 +383,32 @@ mod tests {
 
         let r = to_result(
             "sh",
-            finished(ExecEnd::Cancelled, "", ""),
+            finished(ExecEnd::Cancelled, "", "bye"),
             None,
             &COMMAND_TEXTS,
         );
         assert_eq!(r.status, ExecutionStatus::Cancelled);
         assert_eq!(r.error.as_deref(), Some(CANCELLED));
+        assert_eq!(r.metadata["stderr"], "bye");
+    }
+
+    #[test]
+    fn outside_causes_are_named() {
+        let mut oom = finished(ExecEnd::Exited(Some(137)), "", "");
+        oom.cause = Some(ExitCause::OutOfMemory);
+        let r = to_result("py", oom, None, &COMMAND_TEXTS);
+        assert_eq!(r.status, ExecutionStatus::Error);
+        assert!(r.error.unwrap().contains("memory limit"));
+        assert_eq!(r.metadata["oom_killed"], true);
+
+        let mut gone = finished(ExecEnd::Exited(None), "", "");
+        gone.cause = Some(ExitCause::SandboxGone);
+        let r = to_result("py", gone, None, &COMMAND_TEXTS);
+        assert!(r.error.unwrap().contains("sandbox was removed"));
+
+        let mut survived = finished(ExecEnd::TimedOut, "", "");
+        survived.kill = Some(KillReport::Survivors { killed: 3, left: 1 });
+        let r = to_result("py", survived, None, &COMMAND_TEXTS);
+        assert_eq!(r.metadata["kill_verified"], false);
     }
 }

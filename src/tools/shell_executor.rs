@@ -29,14 +29,10 @@ impl Tool for ShellExecutor {
         ctx: &ToolContext<'_>,
         name: &str,
         args: &Map<String, Value>,
-        options: &Map<String, Value>,
+        options: &ToolOptions,
     ) -> ToolResult {
         let Some(argv) = argv(args.get("command")) else {
             return ToolResult::failure(name, "No command provided");
-        };
-        let options = match ToolOptions::parse(options) {
-            Ok(o) => o,
-            Err(e) => return ToolResult::failure(name, format!("Execution failed: {e}")),
         };
         let timeout = run::timeout_arg(args, "timeout", Some(30));
         let mut command = Command::new(argv, options.max_output_size);

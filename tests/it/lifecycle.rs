@@ -528,7 +528,7 @@ fn sandboxes_get_safe_defaults() {
         128 << 20,
         "no swap beyond the memory limit"
     );
-    assert_eq!(host["CpuQuota"], 50_000);
+    assert_eq!(host["NanoCpus"], 500_000_000, "half a CPU");
     assert_eq!(host["Privileged"], false);
     assert_eq!(host["Init"], true);
     assert_eq!(host["PortBindings"]["80/tcp"][0]["HostIp"], "127.0.0.1");
@@ -655,18 +655,26 @@ mod bad_input {
     #[test]
     fn ambiguous_prefix_lists_candidates() {
         let env = TestEnv::new();
-        // Two sandboxes whose ids share a prefix are rare; a one-character prefix of a set of
-        // sandboxes is ambiguous as soon as two start alike, so make enough of them.
-        let ids: Vec<String> = (0..2).map(|_| env.create(&[])).collect();
-        let out = env.cmd().args(["inspect", ""]).output().unwrap();
+        // Ids are random; two that share a prefix are written into the state file directly.
+        let ids = ["qq2a3b4c", "qq5d6e7f"];
+        let record = |id: &str| {
+            serde_json::json!({
+                "id": id, "location": {"kind": "docker"}, "container_id": null, "type": "docker",
+                "image": test_image(), "tools": [], "config": {},
+                "created_at": "2026-01-01T00:00:00Z"
+            })
+        };
+        let state = serde_json::json!({
+            "version": 1,
+            "sandboxes": {ids[0]: record(ids[0]), ids[1]: record(ids[1])}
+        });
+        std::fs::write(env.state_dir.path().join("state.json"), state.to_string()).unwrap();
+        let out = env.cmd().args(["inspect", "qq"]).output().unwrap();
         assert_eq!(out.status.code(), Some(1));
         let err = stderr(&out);
         assert!(err.contains("ambiguous"), "{err}");
         for id in &ids {
-            assert!(
-                err.contains(id.as_str()),
-                "candidate {id} not listed: {err}"
-            );
+            assert!(err.contains(id), "candidate {id} not listed: {err}");
         }
     }
 

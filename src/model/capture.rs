@@ -2,8 +2,11 @@
 //! marker between them, so memory stays flat however much a process prints.
 
 use std::collections::VecDeque;
+use std::io;
 
-use crate::backend::OutputSink;
+use async_trait::async_trait;
+
+use super::exec::{OutputSink, Stream};
 
 /// What a tool keeps of each stream unless its `max_output_size` option says otherwise.
 pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
@@ -154,13 +157,14 @@ impl Capture {
     }
 }
 
+#[async_trait]
 impl OutputSink for Capture {
-    fn stdout(&mut self, data: &[u8]) {
-        self.stdout.push(data);
-    }
-
-    fn stderr(&mut self, data: &[u8]) {
-        self.stderr.push(data);
+    async fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
+        match stream {
+            Stream::Stdout => self.stdout.push(data),
+            Stream::Stderr => self.stderr.push(data),
+        }
+        Ok(())
     }
 }
 

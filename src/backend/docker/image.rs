@@ -4,20 +4,13 @@ use anyhow::Result;
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
 
-use super::{engine_error, status_code, DockerBackend, ImageDefaults};
+use super::{engine_error, status_code, DockerEngine, ImageDefaults};
 use crate::error::Error;
+use crate::model::PullObserver;
 
-/// Receives pull progress; `output/` renders it (or not, when stderr is no terminal).
-pub trait PullObserver: Send + Sync {
-    fn started(&self, image: &str);
-    /// Bytes done and total of one layer.
-    fn layer(&self, layer: &str, current: u64, total: u64);
-    fn finished(&self);
-}
-
-impl DockerBackend {
+impl DockerEngine {
     /// Makes sure `image` exists locally, pulling it when it does not.
-    pub async fn ensure_image(
+    pub(crate) async fn ensure_image(
         &self,
         image: &str,
         platform: Option<&str>,

@@ -3,69 +3,95 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
-use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, HostConfig, Mount, MountType, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
     StartContainerOptions,
 };
 use chrono::{DateTime, Utc};
 
-use super::{engine_error, label_filter, status_code, DockerBackend, ImageDefaults};
+use super::{
+    engine_error, label_filter, revive_hint, status_code, status_of, DockerEngine, ImageDefaults,
+};
 use crate::error::Error;
-use crate::model::{Command, DockerSandboxConfig, SandboxType};
+use crate::model::{DockerSandboxConfig, SandboxStatus, SandboxType};
 
-pub const LABEL_ID: &str = "enclave.id";
-pub const LABEL_TYPE: &str = "enclave.type";
-pub const LABEL_TOOLS: &str = "enclave.tools";
-pub const LABEL_CREATED: &str = "enclave.created";
-pub const LABEL_CONFIG: &str = "enclave.config";
+const LABEL_ID: &str = "enclave.id";
+const LABEL_TYPE: &str = "enclave.type";
+const LABEL_TOOLS: &str = "enclave.tools";
+const LABEL_CREATED: &str = "enclave.created";
+const LABEL_CONFIG: &str = "enclave.config";
+/// Which state file created the container (a hash; see `StateStore::owner`).
+const LABEL_OWNER: &str = "enclave.owner";
 
 /// Used when an image sets no PATH (images made by `docker import` carry no environment).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Everything needed to create one sandbox container.
-pub struct CreateSpec<'a> {
-    pub id: &'a str,
-    pub sandbox_type: SandboxType,
-    pub config: &'a DockerSandboxConfig,
-    pub tools: &'a [String],
-    pub created: DateTime<Utc>,
+pub(crate) struct CreateSpec<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) sandbox_type: SandboxType,
+    pub(crate) config: &'a DockerSandboxConfig,
+    pub(crate) tools: &'a [String],
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) owner: &'a str,
     /// Extra labels, e.g. to let tests find what they created.
-    pub extra_labels: &'a [(String, String)],
-    pub workload: Workload,
+    pub(crate) extra_labels: &'a [(String, String)],
+    pub(crate) workload: Workload,
 }
 
 /// What the container's main process is.
 #[derive(Debug, Clone)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// The image's command on an open TTY, kept waiting; commands run as execs.
     KeepAlive,
-    /// One command as the main process (ephemeral `run`); the container ends with it.
+    /// One command as the main process (ephemeral `run`); the container ends with it and the
+    /// engine removes it, even if we are killed before we can.
     Command { argv: Vec<String>, stdin: bool },
+}
+
+/// A sandbox container's state, in domain words.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerState {
+    pub(crate) status: SandboxStatus,
+    /// For a container that is not running: how to bring it back.
+    pub(crate) revive_hint: Option<String>,
+}
+
+impl ContainerState {
+    fn from_docker(sandbox_id: &str, state: &str) -> Self {
+        let status = status_of(state);
+        ContainerState {
+            status,
+            revive_hint: revive_hint(sandbox_id, status),
+        }
+    }
 }
 
 /// A container that carries our labels, as the engine reports it.
 #[derive(Debug, Clone)]
-pub struct ContainerRecord {
-    pub container_id: String,
-    pub sandbox_id: String,
-    pub sandbox_type: Option<SandboxType>,
-    pub image: String,
-    /// Docker's state word: `running`, `exited`, `created`, …
-    pub state: String,
-    pub tools: Vec<String>,
-    pub created: Option<DateTime<Utc>>,
-    pub config: Option<DockerSandboxConfig>,
+pub(crate) struct ContainerRecord {
+    pub(crate) container_id: String,
+    pub(crate) sandbox_id: String,
+    pub(crate) sandbox_type: Option<SandboxType>,
+    pub(crate) image: String,
+    pub(crate) state: ContainerState,
+    pub(crate) tools: Vec<String>,
+    pub(crate) created: Option<DateTime<Utc>>,
+    pub(crate) config: Option<DockerSandboxConfig>,
+    pub(crate) owner: Option<String>,
 }
 
-impl DockerBackend {
+impl DockerEngine {
     /// Creates (not starts) the container; returns its id.
-    pub async fn create_container(
+    pub(crate) async fn create_container(
         &self,
         spec: &CreateSpec<'_>,
         image: &ImageDefaults,
     ) -> Result<String> {
-        let body = container_body(spec, image);
+        let body = container_body(spec, image)?;
         let options = CreateContainerOptions {
             name: Some(container_name(spec.id)),
             platform: spec.config.platform.clone().unwrap_or_default(),
@@ -74,13 +100,13 @@ impl DockerBackend {
             .docker
             .create_container(Some(options), body)
             .await
-            .map_err(engine_error)
+            .map_err(|e| config_refusal(e, spec.config))
             .with_context(|| format!("creating the container for sandbox `{}`", spec.id))?;
         Ok(created.id)
     }
 
     /// Starts the container and checks that it stays up.
-    pub async fn start_container(&self, container_id: &str) -> Result<()> {
+    pub(crate) async fn start_container(&self, container_id: &str) -> Result<()> {
         self.docker
             .start_container(container_id, None::<StartContainerOptions>)
             .await
@@ -93,18 +119,21 @@ impl DockerBackend {
             .map_err(engine_error)?;
         let state = info.state.unwrap_or_default();
         if state.running != Some(true) {
-            return Err(Error::Engine(format!(
-                "the container exited right after starting (exit code {}); its image's command \
-                 must keep running, e.g. a shell reading the TTY",
-                state.exit_code.unwrap_or(-1)
-            ))
+            return Err(Error::Refused {
+                by: "the sandbox".into(),
+                message: format!(
+                    "its container exited right after starting (exit code {}); its image's \
+                     command must keep running, e.g. a shell reading the TTY",
+                    state.exit_code.unwrap_or(-1)
+                ),
+            }
             .into());
         }
         Ok(())
     }
 
     /// Kills and removes a container with its anonymous volumes. `Ok(false)`: it was already gone.
-    pub async fn remove_container(&self, container_id: &str) -> Result<bool> {
+    pub(crate) async fn remove_container(&self, container_id: &str) -> Result<bool> {
         // `force` kills with SIGKILL at once: no 10 s SIGTERM grace for a shell that ignores it.
         let options = RemoveContainerOptions {
             force: true,
@@ -118,14 +147,14 @@ impl DockerBackend {
         {
             Ok(()) => Ok(true),
             Err(e) if status_code(&e) == Some(404) => Ok(false),
-            // 409: a removal is already under way (another `enclave rm`); it will finish it.
+            // 409: a removal is already under way (another `enclave rm`, or auto-removal).
             Err(e) if status_code(&e) == Some(409) => Ok(true),
             Err(e) => Err(engine_error(e)).context("removing the container"),
         }
     }
 
     /// Every container carrying our labels, running or not.
-    pub async fn list_sandbox_containers(&self) -> Result<Vec<ContainerRecord>> {
+    pub(crate) async fn list_sandbox_containers(&self) -> Result<Vec<ContainerRecord>> {
         let options = ListContainersOptions {
             all: true,
             filters: Some(label_filter(&[LABEL_ID.to_string()])),
@@ -143,38 +172,65 @@ impl DockerBackend {
             .collect())
     }
 
-    /// Docker's state word for one container, or `None` when it no longer exists.
-    pub async fn container_state(&self, container_id: &str) -> Result<Option<String>> {
+    /// The state of sandbox `sandbox_id`'s container, or `None` when it no longer exists.
+    pub(crate) async fn container_state(
+        &self,
+        container_id: &str,
+        sandbox_id: &str,
+    ) -> Result<Option<ContainerState>> {
         match self
             .docker
             .inspect_container(container_id, None::<InspectContainerOptions>)
             .await
         {
-            Ok(info) => Ok(Some(
-                info.state
-                    .and_then(|s| s.status)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-            )),
+            Ok(info) => {
+                let state = info.state.and_then(|s| s.status).map(|s| s.to_string());
+                Ok(Some(ContainerState::from_docker(
+                    sandbox_id,
+                    state.as_deref().unwrap_or_default(),
+                )))
+            }
             Err(e) if status_code(&e) == Some(404) => Ok(None),
             Err(e) => Err(engine_error(e)),
         }
     }
 }
 
-pub fn container_name(id: &str) -> String {
+pub(crate) fn container_name(id: &str) -> String {
     format!("enclave-{id}")
+}
+
+/// An engine refusal of a config value, as an invalid config naming the field.
+fn config_refusal(err: bollard::errors::Error, config: &DockerSandboxConfig) -> anyhow::Error {
+    let bollard::errors::Error::DockerResponseServerError { message, .. } = &err else {
+        return engine_error(err);
+    };
+    if message.contains("Range of CPUs") {
+        return Error::InvalidConfig(format!(
+            "cpu_limit {} is more than the engine has: {message}",
+            config.cpu_limit
+        ))
+        .into();
+    }
+    if let Some(path) = message.split("bind source path does not exist: ").nth(1) {
+        return Error::InvalidConfig(format!(
+            "volume `{}`: the host path does not exist",
+            path.trim()
+        ))
+        .into();
+    }
+    engine_error(err)
 }
 
 fn record_from_summary(s: ContainerSummary) -> Option<ContainerRecord> {
     let labels = s.labels.unwrap_or_default();
     let sandbox_id = labels.get(LABEL_ID)?.clone();
+    let state = s.state.map(|s| s.to_string()).unwrap_or_default();
     Some(ContainerRecord {
         container_id: s.id.unwrap_or_default(),
-        sandbox_id,
         sandbox_type: labels.get(LABEL_TYPE).and_then(|t| SandboxType::parse(t)),
         image: s.image.unwrap_or_default(),
-        state: s.state.map(|s| s.to_string()).unwrap_or_default(),
+        state: ContainerState::from_docker(&sandbox_id, &state),
         tools: labels
             .get(LABEL_TOOLS)
             .map(|t| {
@@ -191,6 +247,8 @@ fn record_from_summary(s: ContainerSummary) -> Option<ContainerRecord> {
         config: labels
             .get(LABEL_CONFIG)
             .and_then(|c| DockerSandboxConfig::from_json(c).ok()),
+        owner: labels.get(LABEL_OWNER).cloned(),
+        sandbox_id,
     })
 }
 
@@ -207,10 +265,11 @@ fn labels(spec: &CreateSpec<'_>) -> HashMap<String, String> {
     labels.insert(LABEL_TOOLS.into(), spec.tools.join(","));
     labels.insert(LABEL_CREATED.into(), spec.created.to_rfc3339());
     labels.insert(LABEL_CONFIG.into(), spec.config.to_wire().to_string());
+    labels.insert(LABEL_OWNER.into(), spec.owner.into());
     labels
 }
 
-fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> ContainerCreateBody {
+fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> Result<ContainerCreateBody> {
     let config = spec.config;
     let mut env: Vec<String> = config
         .env_vars
@@ -221,22 +280,19 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> ContainerCrea
         env.push(DEFAULT_PATH.into());
     }
     let port_bindings = port_bindings(config);
+    let mut host_config = host_config(config, port_bindings.clone());
     let mut body = ContainerCreateBody {
         image: Some(config.image.clone()),
         env: Some(env),
         working_dir: Some(config.working_dir.clone()),
         labels: Some(labels(spec)),
         exposed_ports: Some(port_bindings.keys().cloned().collect()),
-        host_config: Some(host_config(config, port_bindings)),
         ..Default::default()
     };
     match &spec.workload {
         Workload::KeepAlive => {
             body.cmd = match &config.command {
-                Some(Command::Argv(argv)) => Some(argv.clone()),
-                Some(Command::Text(text)) => {
-                    Some(text.split_whitespace().map(String::from).collect())
-                }
+                Some(command) => Some(command.argv().map_err(Error::InvalidConfig)?),
                 None if !image.has_command => Some(vec!["/bin/sh".into()]),
                 None => None,
             };
@@ -254,9 +310,12 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> ContainerCrea
             body.attach_stdin = Some(*stdin);
             body.attach_stdout = Some(true);
             body.attach_stderr = Some(true);
+            // The backstop: should we die before removing it, the engine still does.
+            host_config.auto_remove = Some(true);
         }
     }
-    body
+    body.host_config = Some(host_config);
+    Ok(body)
 }
 
 fn port_bindings(config: &DockerSandboxConfig) -> HashMap<String, Option<Vec<PortBinding>>> {
@@ -281,6 +340,32 @@ fn port_bindings(config: &DockerSandboxConfig) -> HashMap<String, Option<Vec<Por
         .collect()
 }
 
+/// Volumes as mounts rather than `Binds`: a missing host path is then refused by the engine
+/// instead of being created on the host, as root.
+fn mounts(config: &DockerSandboxConfig) -> Vec<Mount> {
+    config
+        .volumes
+        .iter()
+        .map(|(source, v)| Mount {
+            target: Some(v.bind.clone()),
+            source: Some(source.clone()),
+            typ: Some(if source.starts_with('/') {
+                MountType::BIND
+            } else {
+                MountType::VOLUME
+            }),
+            read_only: Some(v.mode == "ro"),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// CPU limits in the engine's own unit (billionths of a CPU), which the engine checks against
+/// the CPUs it has.
+fn nano_cpus(cpus: f64) -> i64 {
+    (cpus * 1e9).round() as i64
+}
+
 fn host_config(
     config: &DockerSandboxConfig,
     port_bindings: HashMap<String, Option<Vec<PortBinding>>>,
@@ -292,18 +377,11 @@ fn host_config(
         memory,
         // Swap capped at the memory limit: no extra swap beyond it.
         memory_swap: memory,
-        cpu_period: Some(100_000),
-        cpu_quota: Some((config.cpu_limit * 100_000.0) as i64),
+        nano_cpus: Some(nano_cpus(config.cpu_limit)),
         pids_limit: Some(config.pids_limit).filter(|p| *p > 0),
         security_opt: Some(vec!["no-new-privileges".into()]),
         privileged: Some(config.privileged),
-        binds: Some(
-            config
-                .volumes
-                .iter()
-                .map(|(host, v)| format!("{host}:{}:{}", v.bind, v.mode))
-                .collect(),
-        ),
+        mounts: Some(mounts(config)),
         port_bindings: Some(port_bindings),
         network_mode: if config.network_enabled {
             config.network.clone()
@@ -319,5 +397,30 @@ fn host_config(
         ),
         runtime: config.runtime.clone(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpus_in_the_engines_unit() {
+        assert_eq!(nano_cpus(0.5), 500_000_000);
+        assert_eq!(nano_cpus(2.0), 2_000_000_000);
+        assert_eq!(nano_cpus(0.01), 10_000_000);
+    }
+
+    #[test]
+    fn volumes_become_bind_or_volume_mounts() {
+        let config = DockerSandboxConfig::from_value(serde_json::json!({
+            "volumes": {"/data": {"bind": "/in", "mode": "ro"}, "cache": {"bind": "/cache"}}
+        }))
+        .unwrap();
+        let m = mounts(&config);
+        assert_eq!(m[0].typ, Some(MountType::BIND));
+        assert_eq!(m[0].read_only, Some(true));
+        assert_eq!(m[1].typ, Some(MountType::VOLUME));
+        assert_eq!(m[1].read_only, Some(false));
     }
 }

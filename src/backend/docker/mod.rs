@@ -1,0 +1,222 @@
+//! The Docker engine, through bollard: the only module that imports bollard. `DockerEngine`
+//! creates, lists and removes containers; `DockerSandbox` is one container seen through the
+//! `Backend` trait (exec, the archive API).
+
+mod archive;
+mod container;
+mod exec;
+mod image;
+mod kill;
+mod run;
+mod stdin;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bollard::Docker;
+
+use super::{Backend, FileStat, NewEntry};
+use crate::error::Error;
+use crate::model::{ExecOutcome, ExecSpec, OutputSink, SandboxStatus};
+
+pub(crate) use container::{ContainerRecord, ContainerState, CreateSpec, Workload};
+
+/// What an image provides itself, which decides our fallbacks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ImageDefaults {
+    pub(crate) has_command: bool,
+    pub(crate) has_path: bool,
+}
+
+/// How long a single non-streaming engine request may take before we call the engine wedged.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long connecting and agreeing on an API version may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection to one Docker-compatible engine (Docker or Podman), shared by every call.
+#[derive(Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+}
+
+impl DockerEngine {
+    /// Connects (honouring `DOCKER_HOST`) and agrees on an API version.
+    pub async fn connect() -> Result<Self> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| unavailable(&e))?
+            .with_timeout(REQUEST_TIMEOUT);
+        // Agreeing on a version is our ping: one round trip proves the engine answers, and
+        // Debian's engine speaks API 1.41 where bollard defaults to a newer one.
+        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| unavailable(&"no answer within 10 s"))?
+            .map_err(|e| unavailable(&e))?;
+        Ok(DockerEngine { docker })
+    }
+
+    pub fn address(&self) -> String {
+        engine_address()
+    }
+
+    /// The API version agreed with the engine.
+    pub fn api_version(&self) -> String {
+        let v = self.docker.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
+    }
+
+    /// One container, as a `Backend`.
+    pub(crate) fn sandbox(&self, container_id: &str) -> DockerSandbox {
+        DockerSandbox {
+            engine: self.clone(),
+            container: container_id.to_string(),
+        }
+    }
+}
+
+/// One sandbox container.
+pub(crate) struct DockerSandbox {
+    engine: DockerEngine,
+    container: String,
+}
+
+#[async_trait]
+impl Backend for DockerSandbox {
+    async fn exec(&self, spec: ExecSpec, sink: &mut dyn OutputSink) -> Result<ExecOutcome> {
+        self.engine.exec(&self.container, spec, sink).await
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<FileStat>> {
+        self.engine.stat_path(&self.container, path).await
+    }
+
+    async fn read_file(&self, path: &str, max_bytes: u64) -> Result<Option<Vec<u8>>> {
+        self.engine
+            .read_file(&self.container, path, max_bytes)
+            .await
+    }
+
+    async fn put(&self, dir: &str, entries: Vec<NewEntry>) -> Result<()> {
+        self.engine.put(&self.container, dir, entries).await
+    }
+
+    async fn make_dirs(&self, dir: &str) -> Result<()> {
+        self.engine.make_dirs(&self.container, dir).await
+    }
+
+    async fn remove(&self) -> Result<bool> {
+        self.engine.remove_container(&self.container).await
+    }
+}
+
+fn engine_address() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+fn unavailable(err: &dyn std::fmt::Display) -> Error {
+    Error::Unavailable {
+        kind: "docker_unavailable",
+        what: "the Docker engine".into(),
+        detail: format!("{}: {err}", engine_address()),
+        hint: "start the engine (`sudo systemctl start docker`, or `sudo dockerd &`), or point \
+               DOCKER_HOST at one"
+            .into(),
+    }
+}
+
+/// The engine's own words for a refusal, never empty.
+fn refused(message: String, status: u16) -> Error {
+    let message = if message.trim().is_empty() {
+        format!("HTTP {status} without a message")
+    } else {
+        message
+    };
+    Error::Refused {
+        by: "the Docker engine".into(),
+        message,
+    }
+}
+
+/// Turns a bollard error into a domain error where callers branch on it.
+fn engine_error(err: bollard::errors::Error) -> anyhow::Error {
+    use bollard::errors::Error as B;
+    match err {
+        B::DockerResponseServerError {
+            message,
+            status_code,
+        } => refused(message, status_code).into(),
+        B::HyperResponseError { .. } | B::IOError { .. } | B::RequestTimeoutError => {
+            unavailable(&err).into()
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn status_code(err: &bollard::errors::Error) -> Option<u16> {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), labels.to_vec())])
+}
+
+/// Docker's state word (`running`, `exited`, …) as a sandbox status.
+fn status_of(state: &str) -> SandboxStatus {
+    match state {
+        "running" => SandboxStatus::Running,
+        "created" | "restarting" => SandboxStatus::Initializing,
+        "removing" => SandboxStatus::Stopping,
+        "paused" => SandboxStatus::Paused,
+        "exited" | "dead" => SandboxStatus::Stopped,
+        _ => SandboxStatus::Error,
+    }
+}
+
+/// For a container that is not running: how to bring it back.
+fn revive_hint(sandbox_id: &str, status: SandboxStatus) -> Option<String> {
+    let name = container::container_name(sandbox_id);
+    match status {
+        SandboxStatus::Paused => Some(format!(
+            "its container was paused outside enclave: `docker unpause {name}` resumes it, \
+             or `enclave rm {sandbox_id}` removes it"
+        )),
+        SandboxStatus::Stopped => Some(format!(
+            "its container was stopped outside enclave: `docker start {name}` brings it back, \
+             or `enclave rm {sandbox_id}` removes it"
+        )),
+        SandboxStatus::Running => None,
+        _ => Some(format!("`enclave rm {sandbox_id}` removes it")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_states_map_to_statuses_with_a_way_back() {
+        assert_eq!(status_of("exited"), SandboxStatus::Stopped);
+        assert_eq!(status_of("paused"), SandboxStatus::Paused);
+        assert_eq!(status_of("running"), SandboxStatus::Running);
+        assert!(revive_hint("k3x9", SandboxStatus::Paused)
+            .unwrap()
+            .contains("docker unpause enclave-k3x9"));
+        assert!(revive_hint("k3x9", SandboxStatus::Stopped)
+            .unwrap()
+            .contains("docker start enclave-k3x9"));
+        assert_eq!(revive_hint("k3x9", SandboxStatus::Running), None);
+    }
+
+    #[test]
+    fn a_refusal_is_never_empty() {
+        let e = refused(String::new(), 400);
+        assert_eq!(
+            e.to_string(),
+            "the Docker engine refused the request: HTTP 400 without a message"
+        );
+    }
+}
