@@ -138,7 +138,8 @@ async fn measure(manager: &LocalManager, sandbox: &Sandbox, runs: usize) -> Resu
                 }
                 Probe::Raw(argv) => {
                     // Through the manager with the sandbox already found: a raw exec.
-                    let spec = ExecSpec::new(argv.iter().map(|s| s.to_string()).collect());
+                    let spec =
+                        ExecSpec::new(argv.iter().map(std::string::ToString::to_string).collect());
                     let outcome = manager.exec(sandbox, spec, &mut Discard).await?;
                     if outcome.end != ExecEnd::Exited(Some(0)) {
                         bail!("{argv:?} ended with {:?}", outcome.end);

@@ -7,18 +7,18 @@ use clap_complete::Shell;
 use super::Cli;
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: Shell,
 }
 
-pub fn run(args: CompletionsArgs) -> Result<u8> {
+pub(super) fn run(args: CompletionsArgs) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     write_completions(args.shell, &mut out);
     Ok(0)
 }
 
-pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
+pub(super) fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
     clap_complete::generate(shell, &mut Cli::command(), "enclave", out);
 }

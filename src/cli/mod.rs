@@ -34,7 +34,7 @@ use crate::state::StateStore;
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -44,7 +44,7 @@ pub struct Cli {
 const GLOBAL: &str = "Global options";
 
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Print results as JSON on stdout (errors too)
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
@@ -60,7 +60,7 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create a sandbox and print its id
     Create(create::CreateArgs),
     /// List sandboxes

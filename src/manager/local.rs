@@ -28,7 +28,7 @@ use crate::tools::{self, ToolContext, ToolSet};
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// Where notes for the user go (the CLI prints them on stderr; the server will log them).
-pub type Warn = Arc<dyn Fn(&str) + Send + Sync>;
+pub(super) type Warn = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub struct LocalManager {
     engine: DockerEngine,

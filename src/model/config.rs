@@ -364,7 +364,7 @@ impl DockerSandboxConfig {
 
 fn validate_container_port(spec: &str) -> Result<(), String> {
     let (port, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
-    let ok_port = port.parse::<u16>().map(|p| p > 0).unwrap_or(false);
+    let ok_port = port.parse::<u16>().is_ok_and(|p| p > 0);
     let ok_proto = matches!(proto, "tcp" | "udp" | "sctp");
     if ok_port && ok_proto {
         Ok(())

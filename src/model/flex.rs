@@ -23,11 +23,11 @@ fn int_from_value<E: serde::de::Error>(value: &Value) -> Result<i64, E> {
     }
 }
 
-pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(super) fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     int_from_value(&Value::deserialize(d)?)
 }
 
-pub fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(super) fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     match Value::deserialize(d)? {
         Value::Number(n) => n
             .as_f64()

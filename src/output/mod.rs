@@ -10,12 +10,12 @@ use owo_colors::OwoColorize;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-pub use progress::{PullProgress, Spinner};
+pub(crate) use progress::{PullProgress, Spinner};
 
 use crate::error::{self, Error, Quoted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     #[default]
     Auto,
     Always,
@@ -24,7 +24,7 @@ pub enum ColorChoice {
 
 /// Output settings, resolved once from the global flags and the environment.
 #[derive(Debug, Clone, Copy)]
-pub struct Output {
+pub(crate) struct Output {
     pub json: bool,
     pub quiet: bool,
     pub verbose: bool,
@@ -34,7 +34,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(json: bool, quiet: bool, verbose: bool, color: ColorChoice) -> Self {
+    pub(crate) fn new(json: bool, quiet: bool, verbose: bool, color: ColorChoice) -> Self {
         let env_allows = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             && std::env::var("TERM").map_or(true, |t| t != "dumb");
         let resolve = |tty: bool| match color {
@@ -54,30 +54,30 @@ impl Output {
     }
 
     /// Progress bars and spinners only make sense on a terminal.
-    pub fn show_progress(&self) -> bool {
+    pub(crate) fn show_progress(&self) -> bool {
         self.stderr_tty && !self.quiet
     }
 
     /// Prints a value as pretty JSON on stdout.
-    pub async fn json<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
+    pub(crate) async fn json<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
         let mut text = serde_json::to_vec_pretty(value)?;
         text.push(b'\n');
         write_stdout(&text).await
     }
 
     /// Prints a line of data on stdout.
-    pub async fn line(&self, text: &str) -> io::Result<()> {
+    pub(crate) async fn line(&self, text: &str) -> io::Result<()> {
         write_stdout(format!("{text}\n").as_bytes()).await
     }
 
     /// A status note on stderr ("created k3x9 in 0.4s"); silent with `-q`.
-    pub fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         if !self.quiet {
             eprintln!("{text}");
         }
     }
 
-    pub fn warn(&self, text: &str) {
+    pub(crate) fn warn(&self, text: &str) {
         if self.color_stderr {
             eprintln!("{} {text}", "warning:".yellow().bold());
         } else {
@@ -86,7 +86,7 @@ impl Output {
     }
 
     /// A table in the `docker ps` style: upper-case headers, no borders.
-    pub async fn table(&self, headers: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
+    pub(crate) async fn table(&self, headers: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
         let mut table = Table::new();
         table
             .load_preset(presets::NOTHING)
@@ -107,7 +107,7 @@ impl Output {
     }
 
     /// Colours a status word on a terminal; the word itself always carries the meaning.
-    pub fn status_word(&self, status: &str) -> String {
+    pub(crate) fn status_word(&self, status: &str) -> String {
         if !self.color_stdout {
             return status.to_string();
         }
@@ -120,7 +120,7 @@ impl Output {
     }
 
     /// Renders an error once: to stderr, and with `--json` also to stdout as an object.
-    pub fn error(&self, err: &anyhow::Error) {
+    pub(crate) fn error(&self, err: &anyhow::Error) {
         self.error_text(err);
         if self.json {
             self.error_json(err);
@@ -128,13 +128,13 @@ impl Output {
     }
 
     /// The error as text on stderr: headline, causes, hint.
-    pub fn error_text(&self, err: &anyhow::Error) {
+    pub(crate) fn error_text(&self, err: &anyhow::Error) {
         let report = Report::of(err);
         self.render_error(&report.message, &report.causes, report.hint.as_deref());
     }
 
     /// The error as the one JSON document on stdout: `{"error":{kind,message,causes,hint}}`.
-    pub fn error_json(&self, err: &anyhow::Error) {
+    pub(crate) fn error_json(&self, err: &anyhow::Error) {
         let report = Report::of(err);
         let body = ErrorBody { error: &report };
         if let Ok(mut text) = serde_json::to_vec_pretty(&body) {
@@ -178,7 +178,7 @@ async fn write_stdout(bytes: &[u8]) -> io::Result<()> {
 /// An error as we show it: the domain error is the headline wherever it sits in the chain; every
 /// other link (context added above it, the source below it) reads as a cause.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub kind: &'static str,
     pub message: String,
     pub causes: Vec<String>,
@@ -186,7 +186,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn of(err: &anyhow::Error) -> Self {
+    pub(crate) fn of(err: &anyhow::Error) -> Self {
         let domain = error::find(err);
         let message = domain.map_or_else(|| err.to_string(), ToString::to_string);
         let mut causes: Vec<String> = err
@@ -211,7 +211,7 @@ struct ErrorBody<'a> {
 }
 
 /// A short relative age: `3s`, `5m`, `2h`, `4d`.
-pub fn age(seconds: i64) -> String {
+pub(crate) fn age(seconds: i64) -> String {
     let s = seconds.max(0);
     match s {
         0..=59 => format!("{s}s ago"),

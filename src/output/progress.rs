@@ -10,13 +10,13 @@ use super::Output;
 use crate::model::PullObserver;
 
 /// Aggregates per-layer pull progress into one bar.
-pub struct PullProgress {
+pub(crate) struct PullProgress {
     bar: ProgressBar,
     layers: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl PullProgress {
-    pub fn new(output: &Output) -> Self {
+    pub(crate) fn new(output: &Output) -> Self {
         let bar = ProgressBar::with_draw_target(Some(0), draw_target(output));
         bar.set_style(
             ProgressStyle::with_template(
@@ -53,12 +53,12 @@ impl PullObserver for PullProgress {
 }
 
 /// A spinner with a message for a step of unknown length.
-pub struct Spinner {
+pub(crate) struct Spinner {
     bar: ProgressBar,
 }
 
 impl Spinner {
-    pub fn new(output: &Output, message: &str) -> Self {
+    pub(crate) fn new(output: &Output, message: &str) -> Self {
         let bar = ProgressBar::with_draw_target(None, draw_target(output));
         bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
         bar.set_message(message.to_string());

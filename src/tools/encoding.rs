@@ -11,7 +11,7 @@ use base64::Engine as _;
 
 /// A supported `encoding` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(super) enum Encoding {
     Utf8,
     Latin1,
     Ascii,
@@ -19,11 +19,11 @@ pub enum Encoding {
 }
 
 /// The names `Encoding::parse` understands, for messages.
-pub const SUPPORTED: &str = "utf-8, latin-1, ascii, base64";
+pub(super) const SUPPORTED: &str = "utf-8, latin-1, ascii, base64";
 
 impl Encoding {
     /// Python's spellings are accepted (`utf8`, `UTF_8`, `iso-8859-1`, …).
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub(super) fn parse(name: &str) -> Result<Self, String> {
         let key = name.trim().to_ascii_lowercase().replace('_', "-");
         match key.as_str() {
             "utf-8" | "utf8" | "u8" => Ok(Encoding::Utf8),
@@ -34,7 +34,7 @@ impl Encoding {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Encoding::Utf8 => "utf-8",
             Encoding::Latin1 => "latin-1",
@@ -44,7 +44,7 @@ impl Encoding {
     }
 
     /// Content given as text to the bytes to write.
-    pub fn encode(self, text: &str) -> Result<Vec<u8>, String> {
+    pub(super) fn encode(self, text: &str) -> Result<Vec<u8>, String> {
         match self {
             Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
             Encoding::Latin1 | Encoding::Ascii => {
@@ -69,7 +69,7 @@ impl Encoding {
     }
 
     /// File bytes to text; `true` when bytes that did not fit were replaced with U+FFFD.
-    pub fn decode(self, bytes: &[u8]) -> (String, bool) {
+    pub(super) fn decode(self, bytes: &[u8]) -> (String, bool) {
         match self {
             Encoding::Utf8 => match std::str::from_utf8(bytes) {
                 Ok(s) => (s.to_string(), false),
@@ -102,12 +102,12 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Standard base64 with padding.
-pub fn base64_encode(bytes: &[u8]) -> String {
+pub(super) fn base64_encode(bytes: &[u8]) -> String {
     general_purpose::STANDARD.encode(bytes)
 }
 
 /// Standard base64; whitespace is ignored and padding is optional.
-pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
+pub(super) fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     LENIENT
         .decode(compact)

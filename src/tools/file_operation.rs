@@ -16,7 +16,7 @@ use super::{Tool, ToolContext, ToolInfo};
 use crate::backend::{FileKind, FileStat, NewEntry};
 use crate::model::{Capped, ExecEnd, ExecSpec, OutputSink, SandboxType, Stream, ToolResult};
 
-pub struct FileOperation;
+pub(super) struct FileOperation;
 
 static INFO: ToolInfo = ToolInfo {
     key: "file_operation",
@@ -339,7 +339,7 @@ impl Op<'_> {
 
     /// `argv` followed by the absolute path, cancellable.
     async fn command(&self, argv: &[&str]) -> anyhow::Result<Finished> {
-        let mut argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let mut argv: Vec<String> = argv.iter().map(std::string::ToString::to_string).collect();
         argv.push(self.path.clone());
         let command = Command::new(argv, self.options.max_output_size);
         command.run(self.ctx, self.ctx.cancel.clone()).await

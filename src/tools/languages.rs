@@ -6,7 +6,7 @@
 
 /// One language.
 #[derive(Debug)]
-pub struct Language {
+pub(super) struct Language {
     pub keys: &'static [&'static str],
     pub main_file: &'static str,
     /// Runs before the main file is written (csharp's project scaffold).
@@ -17,7 +17,7 @@ pub struct Language {
 
 /// Sourced before every command: the profile's PATH additions (ms-enclave runs `sh -lc`),
 /// without letting it drop what the image's own PATH holds.
-pub const PROFILE: &str = r#"_p=$PATH; [ -r /etc/profile ] && . /etc/profile >/dev/null 2>&1; PATH="$_p:$PATH"; export PATH"#;
+pub(super) const PROFILE: &str = r#"_p=$PATH; [ -r /etc/profile ] && . /etc/profile >/dev/null 2>&1; PATH="$_p:$PATH"; export PATH"#;
 
 /// For python and pytest: sandbox-fusion's conda env when the image has it, and an interpreter
 /// that exists (python3, else python).
@@ -39,7 +39,7 @@ if [ ! -f "$f" ]; then
 fi
 g++ -std=c++17 main.cpp -o app $(cat "$f")"#;
 
-pub const LANGUAGES: &[Language] = &[
+pub(super) const LANGUAGES: &[Language] = &[
     Language {
         keys: &["python"],
         main_file: "main.py",
@@ -225,7 +225,7 @@ pub const LANGUAGES: &[Language] = &[
 ];
 
 /// The language for `name`, case and surrounding space ignored.
-pub fn find(name: &str) -> Option<&'static Language> {
+pub(super) fn find(name: &str) -> Option<&'static Language> {
     let key = name.trim().to_lowercase();
     LANGUAGES.iter().find(|l| l.keys.contains(&key.as_str()))
 }
@@ -236,7 +236,7 @@ impl Language {
     }
 
     /// The full `sh -c` script for one of this language's commands.
-    pub fn script(&self, command: &str) -> String {
+    pub(super) fn script(&self, command: &str) -> String {
         let mut script = String::from(PROFILE);
         script.push('\n');
         if self.uses_python() {
@@ -249,7 +249,7 @@ impl Language {
 
 /// Scala's entry object: the first `object Name` at the start of a line (ms-enclave's
 /// `^\s*object\s+([A-Za-z_]\w*)\b`).
-pub fn scala_object(code: &str) -> Option<&str> {
+pub(super) fn scala_object(code: &str) -> Option<&str> {
     code.lines().find_map(|line| {
         let rest = line.trim_start().strip_prefix("object")?;
         let name = rest.strip_prefix(|c: char| c.is_whitespace())?.trim_start();

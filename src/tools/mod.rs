@@ -33,7 +33,7 @@ pub(crate) struct ToolContext<'a> {
 }
 
 /// What describes a tool, apart from running it.
-pub struct ToolInfo {
+pub(crate) struct ToolInfo {
     /// The registration key, also the default name.
     pub key: &'static str,
     pub description: &'static str,
@@ -44,7 +44,7 @@ pub struct ToolInfo {
 }
 
 #[async_trait]
-pub trait Tool: Send + Sync {
+pub(crate) trait Tool: Send + Sync {
     fn info(&self) -> &'static ToolInfo;
 
     fn key(&self) -> &'static str {
@@ -75,7 +75,7 @@ pub trait Tool: Send + Sync {
 }
 
 /// Every tool this build knows, in ms-enclave's registration order.
-pub fn registry() -> &'static [&'static dyn Tool] {
+pub(crate) fn registry() -> &'static [&'static dyn Tool] {
     &[
         &file_operation::FileOperation,
         &multi_code_executor::MultiCodeExecutor,
@@ -90,7 +90,7 @@ const KNOWN_ELSEWHERE: &[(&str, &str)] = &[(
     "needs a docker_notebook sandbox, which enclave does not support yet",
 )];
 
-pub fn find(key: &str) -> Option<&'static dyn Tool> {
+pub(crate) fn find(key: &str) -> Option<&'static dyn Tool> {
     registry().iter().copied().find(|t| t.key() == key)
 }
 
@@ -106,7 +106,7 @@ fn usable_in(tool: &dyn Tool, sandbox: SandboxType) -> bool {
 /// One tool enabled in one sandbox, with its `tools_config` overrides applied and its options
 /// parsed once.
 #[derive(Clone)]
-pub struct EnabledTool {
+pub(crate) struct EnabledTool {
     pub tool: &'static dyn Tool,
     pub name: String,
     pub description: String,
@@ -115,7 +115,7 @@ pub struct EnabledTool {
 
 impl EnabledTool {
     /// `{"type":"function","function":{"name","description","parameters"}}`.
-    pub fn schema(&self) -> Value {
+    pub(crate) fn schema(&self) -> Value {
         json!({
             "type": "function",
             "function": {
@@ -128,7 +128,7 @@ impl EnabledTool {
 }
 
 /// A tool's schema under its own name and description (no `tools_config` overrides).
-pub fn default_schema(tool: &'static dyn Tool) -> Value {
+pub(crate) fn default_schema(tool: &'static dyn Tool) -> Value {
     EnabledTool {
         tool,
         name: tool.key().to_string(),
@@ -140,7 +140,7 @@ pub fn default_schema(tool: &'static dyn Tool) -> Value {
 
 /// The tools a sandbox has, by (possibly renamed) tool name.
 #[derive(Clone, Default)]
-pub struct ToolSet {
+pub(crate) struct ToolSet {
     tools: IndexMap<String, EnabledTool>,
 }
 
@@ -153,7 +153,7 @@ impl std::fmt::Debug for ToolSet {
 impl ToolSet {
     /// Applies `tools_config` (reference §3.1). Unknown or incompatible tools are refused here,
     /// at create time, rather than silently skipped.
-    pub fn from_config(config: &ToolsConfig, sandbox: SandboxType) -> Result<Self, String> {
+    pub(crate) fn from_config(config: &ToolsConfig, sandbox: SandboxType) -> Result<Self, String> {
         let mut tools = IndexMap::new();
         for (key, options) in &config.0 {
             let Some(tool) = find(key) else {
@@ -197,15 +197,15 @@ impl ToolSet {
         Ok(ToolSet { tools })
     }
 
-    pub fn get(&self, name: &str) -> Option<&EnabledTool> {
+    pub(crate) fn get(&self, name: &str) -> Option<&EnabledTool> {
         self.tools.get(name)
     }
 
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.tools.keys().cloned().collect()
     }
 
-    pub fn schemas(&self) -> IndexMap<String, Value> {
+    pub(crate) fn schemas(&self) -> IndexMap<String, Value> {
         self.tools
             .iter()
             .map(|(name, t)| (name.clone(), t.schema()))
@@ -234,7 +234,7 @@ fn string_option<'a>(
     }
 }
 
-pub fn unknown_tool_message(key: &str) -> String {
+pub(crate) fn unknown_tool_message(key: &str) -> String {
     if let Some((_, why)) = KNOWN_ELSEWHERE.iter().find(|(k, _)| *k == key) {
         return format!("tool `{key}` {why}");
     }

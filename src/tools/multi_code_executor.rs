@@ -17,7 +17,7 @@ use super::{Tool, ToolContext, ToolInfo};
 use crate::backend::NewEntry;
 use crate::model::{random_hex, ExecEnd, SandboxType, ToolResult};
 
-pub struct MultiCodeExecutor;
+pub(super) struct MultiCodeExecutor;
 
 static INFO: ToolInfo = ToolInfo {
     key: "multi_code_executor",

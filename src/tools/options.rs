@@ -10,10 +10,10 @@ use super::paths;
 use crate::model::DEFAULT_MAX_OUTPUT;
 
 /// Default for `file_operation`'s `max_file_size`: ms-enclave's `FileOperationConfig` default.
-pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
+pub(super) const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ToolOptions {
+pub(crate) struct ToolOptions {
     /// Bytes kept per output stream (`max_output_size`).
     pub max_output_size: usize,
     /// Interpreter for `python_executor` (`python_path`); `None`: python3, else python.
@@ -39,7 +39,7 @@ impl Default for ToolOptions {
 }
 
 impl ToolOptions {
-    pub fn parse(options: &Map<String, Value>) -> Result<Self, String> {
+    pub(crate) fn parse(options: &Map<String, Value>) -> Result<Self, String> {
         let mut parsed = ToolOptions::default();
         if let Some(n) = positive_int(options, "max_output_size")? {
             parsed.max_output_size = usize::try_from(n).unwrap_or(usize::MAX);

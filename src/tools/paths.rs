@@ -2,7 +2,7 @@
 //! `allowed_paths` / `blocked_paths` policy of `file_operation`.
 
 /// `path` made absolute against the sandbox's working directory, then normalised.
-pub fn absolute(working_dir: &str, path: &str) -> String {
+pub(super) fn absolute(working_dir: &str, path: &str) -> String {
     if path.starts_with('/') {
         normalize(path)
     } else {
@@ -12,7 +12,7 @@ pub fn absolute(working_dir: &str, path: &str) -> String {
 
 /// Lexical normalisation: no `.`, no `..`, no doubled or trailing slashes. `..` at the root
 /// stays at the root, as the kernel resolves it.
-pub fn normalize(path: &str) -> String {
+pub(super) fn normalize(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -27,7 +27,7 @@ pub fn normalize(path: &str) -> String {
 }
 
 /// `(directory, file name)` of a normalised absolute path; `None` for `/`.
-pub fn split(path: &str) -> Option<(&str, &str)> {
+pub(super) fn split(path: &str) -> Option<(&str, &str)> {
     let (dir, name) = path.rsplit_once('/')?;
     if name.is_empty() {
         return None;
@@ -37,7 +37,7 @@ pub fn split(path: &str) -> Option<(&str, &str)> {
 
 /// `path` is `root` or inside it (on component boundaries: `/sandbox` does not hold
 /// `/sandboxes`).
-pub fn is_within(path: &str, root: &str) -> bool {
+pub(super) fn is_within(path: &str, root: &str) -> bool {
     root == "/"
         || path == root
         || path
@@ -47,18 +47,18 @@ pub fn is_within(path: &str, root: &str) -> bool {
 
 /// Where `file_operation` may go.
 #[derive(Debug, Clone, Default)]
-pub struct Policy {
+pub(super) struct Policy {
     pub allowed: Option<Vec<String>>,
     pub blocked: Vec<String>,
 }
 
 impl Policy {
-    pub fn is_open(&self) -> bool {
+    pub(super) fn is_open(&self) -> bool {
         self.allowed.is_none() && self.blocked.is_empty()
     }
 
     /// `Err` is the reason, naming `shown` (the path as the caller gave it).
-    pub fn check(&self, path: &str, shown: &str) -> Result<(), String> {
+    pub(super) fn check(&self, path: &str, shown: &str) -> Result<(), String> {
         if let Some(allowed) = &self.allowed {
             if !allowed.iter().any(|root| is_within(path, root)) {
                 return Err(format!(

@@ -13,7 +13,7 @@ use super::run::{self, Command, COMMAND_TEXTS};
 use super::{Tool, ToolContext, ToolInfo};
 use crate::model::{random_hex, SandboxType, ToolResult};
 
-pub struct PythonExecutor;
+pub(super) struct PythonExecutor;
 
 static INFO: ToolInfo = ToolInfo {
     key: "python_executor",

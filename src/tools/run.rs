@@ -21,14 +21,18 @@ pub(crate) const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 /// A timeout argument as given: the duration, and the number as the caller wrote it (for the
 /// "timed out after <t> seconds" text, which ms-enclave formats from the value itself).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Timeout {
+pub(super) struct Timeout {
     pub duration: Duration,
     pub shown: String,
 }
 
 /// Reads timeout `key`: absent means `default` seconds; `null`, `0` or more than a year mean no
 /// limit.
-pub fn timeout_arg(args: &Map<String, Value>, key: &str, default: Option<u64>) -> Option<Timeout> {
+pub(super) fn timeout_arg(
+    args: &Map<String, Value>,
+    key: &str,
+    default: Option<u64>,
+) -> Option<Timeout> {
     let number = match args.get(key) {
         None => Number::from(default?),
         Some(Value::Number(n)) => n.clone(),
@@ -60,7 +64,7 @@ pub(crate) struct Finished {
 /// One command to run for a tool, in the container's working directory (the sandbox's
 /// `working_dir`). No tool sets an exec's own working directory: that costs some engines about
 /// 10 ms a call.
-pub struct Command {
+pub(super) struct Command {
     pub argv: Vec<String>,
     pub env: Vec<String>,
     pub stdin: Option<Vec<u8>>,
@@ -69,7 +73,7 @@ pub struct Command {
 }
 
 impl Command {
-    pub fn new(argv: Vec<String>, max_output: usize) -> Self {
+    pub(super) fn new(argv: Vec<String>, max_output: usize) -> Self {
         Command {
             argv,
             env: Vec::new(),
@@ -80,7 +84,7 @@ impl Command {
     }
 
     /// Runs it, cancelled with `cancel`.
-    pub async fn run(
+    pub(super) async fn run(
         self,
         ctx: &ToolContext<'_>,
         cancel: CancellationToken,
@@ -100,7 +104,7 @@ impl Command {
     }
 
     /// Runs it and hands back the captured bytes as they are.
-    pub async fn run_raw(
+    pub(super) async fn run_raw(
         self,
         ctx: &ToolContext<'_>,
         cancel: CancellationToken,
@@ -120,21 +124,24 @@ impl Command {
 
 /// Runs one of our own helper commands (argv, never a shell string with data in it); not
 /// cancellable, so cleanup still happens after a Ctrl-C.
-pub async fn helper(ctx: &ToolContext<'_>, argv: &[&str]) -> anyhow::Result<Finished> {
-    let mut command = Command::new(argv.iter().map(|s| s.to_string()).collect(), 64 * 1024);
+pub(super) async fn helper(ctx: &ToolContext<'_>, argv: &[&str]) -> anyhow::Result<Finished> {
+    let mut command = Command::new(
+        argv.iter().map(std::string::ToString::to_string).collect(),
+        64 * 1024,
+    );
     command.timeout = Some(HELPER_TIMEOUT);
     command.run(ctx, CancellationToken::new()).await
 }
 
 /// The texts one tool uses for a command that did not succeed.
-pub struct Texts<'a> {
+pub(super) struct Texts<'a> {
     /// "Command timed out after <t> seconds" (`<t>` filled in).
     pub timed_out: &'a str,
     /// "Command failed with exit code <n>" (`<n>` filled in).
     pub failed: &'a str,
 }
 
-pub const COMMAND_TEXTS: Texts<'static> = Texts {
+pub(super) const COMMAND_TEXTS: Texts<'static> = Texts {
     timed_out: "Command timed out after {t} seconds",
     failed: "Command failed with exit code {n}",
 };
@@ -258,13 +265,13 @@ pub(crate) fn set_metadata(
 }
 
 /// A call that failed before or around the command: ms-enclave's `"Execution failed: <msg>"`.
-pub fn execution_failed(tool_name: &str, err: &anyhow::Error) -> ToolResult {
+pub(super) fn execution_failed(tool_name: &str, err: &anyhow::Error) -> ToolResult {
     ToolResult::failure(tool_name, format!("Execution failed: {}", one_line(err)))
 }
 
 /// An error and its causes on one line, for an `error` text.
-pub fn one_line(err: &anyhow::Error) -> String {
-    let parts: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+pub(super) fn one_line(err: &anyhow::Error) -> String {
+    let parts: Vec<String> = err.chain().map(std::string::ToString::to_string).collect();
     parts.join(": ")
 }
 

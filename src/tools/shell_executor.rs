@@ -9,7 +9,7 @@ use super::run::{self, Command, COMMAND_TEXTS};
 use super::{Tool, ToolContext, ToolInfo};
 use crate::model::{SandboxType, ToolResult};
 
-pub struct ShellExecutor;
+pub(super) struct ShellExecutor;
 
 static INFO: ToolInfo = ToolInfo {
     key: "shell_executor",

@@ -15,7 +15,7 @@
 use serde_json::{Map, Value};
 
 /// `Err` names the offending parameter.
-pub fn validate_args(parameters: &Value, args: &Map<String, Value>) -> Result<(), String> {
+pub(crate) fn validate_args(parameters: &Value, args: &Map<String, Value>) -> Result<(), String> {
     let properties = parameters.get("properties").and_then(Value::as_object);
     let required: Vec<&str> = parameters
         .get("required")
@@ -51,7 +51,7 @@ pub fn validate_args(parameters: &Value, args: &Map<String, Value>) -> Result<()
 }
 
 /// Whether `value` satisfies `schema` (same rules, no timeout leniency).
-pub fn accepts(schema: &Value, value: &Value) -> bool {
+pub(crate) fn accepts(schema: &Value, value: &Value) -> bool {
     check(schema, value, "").is_ok()
 }
 

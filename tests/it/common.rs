@@ -9,15 +9,15 @@ use std::sync::Once;
 use assert_cmd::Command;
 use rand::Rng;
 
-pub const LABEL_KEY: &str = "enclave-test";
+pub(crate) const LABEL_KEY: &str = "enclave-test";
 
 /// The image tests run: built locally by `scripts/ensure-docker.sh`.
-pub fn test_image() -> String {
+pub(crate) fn test_image() -> String {
     std::env::var("ENCLAVE_TEST_IMAGE").unwrap_or_else(|_| "enclave-test-python:bookworm".into())
 }
 
 /// Panics, with what to do, when no engine answers or the test image is missing.
-pub fn require_docker() {
+pub(crate) fn require_docker() {
     static CHECK: Once = Once::new();
     CHECK.call_once(|| {
         let out = StdCommand::new("docker")
@@ -34,13 +34,13 @@ pub fn require_docker() {
 }
 
 /// One test's world: its own state dir and its own label on every container it makes.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     pub state_dir: tempfile::TempDir,
     pub run_label: String,
 }
 
 impl TestEnv {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         require_docker();
         let tag: u64 = rand::rng().random();
         TestEnv {
@@ -50,7 +50,7 @@ impl TestEnv {
     }
 
     /// The `enclave` binary with this test's state dir and no colour.
-    pub fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut cmd = Command::cargo_bin("enclave").expect("enclave binary");
         cmd.env("ENCLAVE_STATE_DIR", self.state_dir.path())
             .env("NO_COLOR", "1")
@@ -60,12 +60,12 @@ impl TestEnv {
     }
 
     /// `--label` arguments that mark a sandbox as this test's.
-    pub fn label_args(&self) -> [String; 2] {
+    pub(crate) fn label_args(&self) -> [String; 2] {
         ["--label".into(), format!("{LABEL_KEY}={}", self.run_label)]
     }
 
     /// Creates a sandbox from the test image with extra `create` arguments; returns its id.
-    pub fn create(&self, extra: &[&str]) -> String {
+    pub(crate) fn create(&self, extra: &[&str]) -> String {
         let out = self
             .cmd()
             .arg("create")
@@ -85,7 +85,7 @@ impl TestEnv {
     }
 
     /// Ids of the containers (running or not) this test created, from Docker itself.
-    pub fn containers(&self) -> Vec<String> {
+    pub(crate) fn containers(&self) -> Vec<String> {
         docker_ids(&[
             "ps",
             "-aq",
@@ -107,14 +107,14 @@ impl Drop for TestEnv {
     }
 }
 
-pub fn docker(args: &[&str]) -> Output {
+pub(crate) fn docker(args: &[&str]) -> Output {
     StdCommand::new("docker")
         .args(args)
         .output()
         .expect("run docker")
 }
 
-pub fn docker_ids(args: &[&str]) -> Vec<String> {
+pub(crate) fn docker_ids(args: &[&str]) -> Vec<String> {
     let out = docker(args);
     assert!(
         out.status.success(),
@@ -128,10 +128,10 @@ pub fn docker_ids(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-pub fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
