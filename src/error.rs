@@ -180,9 +180,11 @@ impl Error {
     }
 }
 
-/// The domain error inside an `anyhow::Error` chain, if there is one.
+/// The domain error inside an `anyhow::Error` chain, if there is one: the outermost, whether it
+/// is the source or context added on the way up.
 pub fn find(err: &anyhow::Error) -> Option<&Error> {
-    err.chain().find_map(|e| e.downcast_ref::<Error>())
+    err.downcast_ref::<Error>()
+        .or_else(|| err.chain().find_map(|e| e.downcast_ref::<Error>()))
 }
 
 /// The process exit code for an error: the domain error's, else 1.
@@ -261,6 +263,8 @@ mod tests {
         assert_eq!(exit_code_of(&err), 1);
         let err = anyhow::Error::new(Error::Usage("bad".into())).context("parsing");
         assert_eq!(exit_code_of(&err), 2);
+        let err = anyhow::anyhow!("cancelled").context(Error::Interrupted(Signal::Terminate));
+        assert_eq!(exit_code_of(&err), 143);
         assert_eq!(exit_code_of(&anyhow::anyhow!("plain")), 1);
     }
 

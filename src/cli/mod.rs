@@ -107,7 +107,7 @@ impl Ctx {
     /// Where sandboxes live: the one place a manager is chosen.
     pub(crate) async fn manager(&self) -> Result<Box<dyn Manager>> {
         let state = StateStore::from_env()?;
-        let engine = DockerEngine::connect().await?;
+        let engine = self.until_signal(DockerEngine::connect()).await?;
         if self.output.verbose {
             self.output.note(&format!(
                 "engine: {} (API {}); state: {}",
@@ -120,6 +120,18 @@ impl Ctx {
         let manager =
             LocalManager::new(engine, state).with_warnings(Arc::new(move |w| output.warn(w)));
         Ok(Box::new(manager))
+    }
+
+    /// `work`, unless a signal comes first: for the steps before a command has started anything
+    /// it would have to undo.
+    pub(crate) async fn until_signal<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::select! {
+            done = work => done,
+            () = self.cancel.cancelled() => Err(self.interrupted().into()),
+        }
     }
 
     /// The error for a command stopped by a signal.

@@ -51,9 +51,12 @@ pub(crate) async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
         .map_err(invalid)?;
 
     let manager = ctx.manager().await?;
-    let sandbox = manager.find(&args.id).await?;
+    let sandbox = ctx.until_signal(manager.find(&args.id)).await?;
     if !pairs.is_empty() {
-        let schemas = manager.info(&sandbox).await?.available_tools;
+        let schemas = ctx
+            .until_signal(manager.info(&sandbox))
+            .await?
+            .available_tools;
         let parameters = schemas
             .get(&args.tool)
             .map(|s| s["function"]["parameters"].clone());

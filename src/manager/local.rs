@@ -351,7 +351,13 @@ impl Manager for LocalManager {
     async fn remove(&self, sandbox: &Sandbox) -> Result<Removed> {
         // Nothing is killed that the state file could not then forget.
         if sandbox.tracked {
-            self.state.check_writable()?;
+            self.state.check_writable().with_context(|| {
+                format!(
+                    "`{}` was not removed: the state file {} cannot be updated",
+                    sandbox.id,
+                    self.state.path().display()
+                )
+            })?;
         }
         let removed = match &sandbox.container_id {
             Some(c) => self.engine.sandbox(c).remove().await?,

@@ -129,8 +129,10 @@ impl Output {
 
     /// The error as text on stderr: headline, causes, hint.
     pub(crate) fn error_text(&self, err: &anyhow::Error) {
-        let report = Report::of(err);
-        self.render_error(&report.message, &report.causes, report.hint.as_deref());
+        let text = self.render_error(&Report::of(err));
+        let mut stderr = io::stderr().lock();
+        let _ = stderr.write_all(text.as_bytes());
+        let _ = stderr.flush();
     }
 
     /// The error as the one JSON document on stdout: `{"error":{kind,message,causes,hint}}`.
@@ -145,25 +147,29 @@ impl Output {
         }
     }
 
-    fn render_error(&self, message: &str, causes: &[String], hint: Option<&str>) {
-        let mut err = io::stderr().lock();
-        let label = if self.color_stderr {
-            "error:".red().bold().to_string()
-        } else {
-            "error:".to_string()
-        };
-        let _ = writeln!(err, "{label} {}", Quoted(message));
-        for cause in causes {
-            let _ = writeln!(err, "  caused by: {}", Quoted(cause));
-        }
-        if let Some(hint) = hint {
-            let label = if self.color_stderr {
-                "hint:".cyan().bold().to_string()
+    fn render_error(&self, report: &Report) -> String {
+        let paint = |label: &str, colour: fn(&str) -> String| {
+            if self.color_stderr {
+                colour(label)
             } else {
-                "hint:".to_string()
-            };
-            let _ = writeln!(err, "\n{label} {hint}");
+                label.to_string()
+            }
+        };
+        let mut text = format!(
+            "{} {}\n",
+            paint("error:", |l| l.red().bold().to_string()),
+            Quoted(&report.message)
+        );
+        for cause in &report.causes {
+            text.push_str(&format!("  caused by: {}\n", Quoted(cause)));
         }
+        if let Some(hint) = &report.hint {
+            text.push_str(&format!(
+                "\n{} {hint}\n",
+                paint("hint:", |l| l.cyan().bold().to_string())
+            ));
+        }
+        text
     }
 }
 
@@ -223,7 +229,8 @@ pub(crate) fn age(seconds: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::age;
+    use super::*;
+    use crate::error::Signal;
 
     #[test]
     fn ages_are_short() {
@@ -231,5 +238,102 @@ mod tests {
         assert_eq!(age(125), "2m ago");
         assert_eq!(age(7200), "2h ago");
         assert_eq!(age(200_000), "2d ago");
+    }
+
+    fn plain() -> Output {
+        Output::new(false, false, false, ColorChoice::Never)
+    }
+
+    fn rendered(err: &anyhow::Error) -> String {
+        plain().render_error(&Report::of(err))
+    }
+
+    #[test]
+    fn error_texts() {
+        let not_found = anyhow::Error::new(Error::NotFound("k3x9".into()));
+        insta::assert_snapshot!(rendered(&not_found), @r"
+        error: sandbox `k3x9` not found
+
+        hint: `enclave ls` lists the sandboxes you have
+        ");
+
+        let paused = anyhow::Error::new(Error::NotRunning {
+            id: "k3x9m2pa".into(),
+            status: "paused".into(),
+            hint: Some("`docker unpause enclave-k3x9m2pa` resumes it".into()),
+        });
+        insta::assert_snapshot!(rendered(&paused), @r"
+        error: sandbox `k3x9m2pa` is not running (status: paused)
+
+        hint: `docker unpause enclave-k3x9m2pa` resumes it
+        ");
+
+        let down = anyhow::Error::new(Error::Unavailable {
+            kind: "docker_unavailable",
+            what: "the Docker engine".into(),
+            detail: "unix:///var/run/docker.sock: connection refused".into(),
+            hint: "start the engine".into(),
+        });
+        insta::assert_snapshot!(rendered(&down), @r"
+        error: cannot reach the Docker engine
+          caused by: unix:///var/run/docker.sock: connection refused
+
+        hint: start the engine
+        ");
+
+        let config = anyhow::Error::new(Error::InvalidConfig(
+            "pids_limit must be 0 (unlimited) or a positive number of processes, got -5".into(),
+        ));
+        insta::assert_snapshot!(rendered(&config), @r"
+        error: invalid configuration: pids_limit must be 0 (unlimited) or a positive number of processes, got -5
+
+        hint: see docs/config.md for every field and its format
+        ");
+
+        let locked = anyhow::Error::new(Error::StateLocked {
+            path: "/home/u/.local/share/enclave/state.lock".into(),
+            waited_secs: 10,
+        });
+        insta::assert_snapshot!(rendered(&locked), @r"
+        error: another enclave process holds the lock on the state file /home/u/.local/share/enclave/state.lock (waited 10s)
+
+        hint: the lock is freed when that process ends; `ENCLAVE_LOCK_WAIT=SECS` waits longer
+        ");
+
+        let vanished = anyhow::Error::new(Error::Vanished("k3x9".into()));
+        insta::assert_snapshot!(rendered(&vanished), @"error: sandbox `k3x9` was removed while the command ran; the command was killed with it");
+    }
+
+    #[test]
+    fn context_reads_as_causes_under_the_domain_headline() {
+        let err = anyhow::Error::new(Error::Refused {
+            by: "the Docker engine".into(),
+            message: "port is already allocated".into(),
+        })
+        .context("starting the container");
+        insta::assert_snapshot!(rendered(&err), @r"
+        error: the Docker engine refused the request: port is already allocated
+          caused by: starting the container
+        ");
+        let plain_err = anyhow::anyhow!("disk full").context("writing the state");
+        insta::assert_snapshot!(rendered(&plain_err), @r"
+        error: writing the state
+          caused by: disk full
+        ");
+    }
+
+    #[test]
+    fn text_from_a_sandbox_cannot_drive_the_terminal() {
+        let err = anyhow::Error::new(Error::NotFound("\u{1b}[2Jgotcha".into()));
+        assert!(rendered(&err).starts_with("error: sandbox `\\u{1b}[2Jgotcha` not found"));
+    }
+
+    #[test]
+    fn json_reports_carry_kind_and_hint() {
+        let report = Report::of(&anyhow::Error::new(Error::Interrupted(Signal::Terminate)));
+        let v = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["kind"], "interrupted");
+        assert_eq!(v["message"], "interrupted by SIGTERM");
+        assert_eq!(v["hint"], serde_json::Value::Null);
     }
 }

@@ -35,8 +35,8 @@ pub(crate) fn require_docker() {
 
 /// One test's world: its own state dir and its own label on every container it makes.
 pub(crate) struct TestEnv {
-    pub state_dir: tempfile::TempDir,
-    pub run_label: String,
+    pub(crate) state_dir: tempfile::TempDir,
+    pub(crate) run_label: String,
 }
 
 impl TestEnv {
@@ -134,4 +134,91 @@ pub(crate) fn stdout(out: &Output) -> String {
 
 pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `enclave args…` started in the background with this test's state dir, all streams piped.
+pub(crate) fn spawn(env: &TestEnv, args: &[&str]) -> std::process::Child {
+    spawn_with(env, args, &[])
+}
+
+/// `spawn` with extra environment variables.
+pub(crate) fn spawn_with(
+    env: &TestEnv,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> std::process::Child {
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("enclave"));
+    cmd.env("ENCLAVE_STATE_DIR", env.state_dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("ENCLAVE_SERVER")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start enclave")
+}
+
+/// Waits for `child` to exit; a child still running after `secs` is killed and the test fails,
+/// so a regression that hangs fails instead of hanging the suite.
+pub(crate) fn wait_within(mut child: std::process::Child, secs: u64, what: &str) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if child.try_wait().expect("wait for enclave").is_some() {
+            return child.wait_with_output().expect("collect enclave's output");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: still running after {secs}s\nstdout: {}\nstderr: {}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (`INT`, `TERM`, `HUP`, `KILL`) to a process.
+pub(crate) fn send_signal(pid: u32, signal: &str) {
+    let sent = StdCommand::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Polls `check` until it holds; fails the test after `secs`.
+pub(crate) fn poll_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {secs}s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Reads `n` bytes of a child's stdout (its first line, say), failing if it ends first.
+pub(crate) fn read_stdout(child: &mut std::process::Child, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("piped stdout"), &mut buf)
+        .expect("read the child's stdout");
+    buf
+}
+
+/// Holds the state file's lock of `env`, as another enclave process would, until dropped.
+pub(crate) fn hold_state_lock(env: &TestEnv) -> std::fs::File {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.state_dir.path().join("state.lock"))
+        .expect("open the lock file");
+    lock.lock().expect("take the lock");
+    lock
 }

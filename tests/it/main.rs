@@ -5,5 +5,7 @@
 
 mod cli;
 mod common;
+mod edges;
 mod lifecycle;
+mod messages;
 mod tools;

@@ -15,10 +15,14 @@ use super::kill::TOKEN_VAR;
 use super::stdin::StdinPump;
 use super::{engine_error, status_code, DockerEngine};
 use crate::error::Error;
-use crate::model::{random_hex, ExecEnd, ExecOutcome, ExecSpec, ExitCause, OutputSink, Stream};
+use crate::model::{
+    random_hex, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, OutputSink, Stream,
+};
 
 /// After a kill, how long we keep reading the remaining output before giving up on the stream.
 const DRAIN_AFTER_KILL: Duration = Duration::from_secs(3);
+/// What we keep of a killed command's last output (it may print fast until it is frozen).
+const REST_CAP: usize = 1024 * 1024;
 /// How long our own helper commands (`mkdir`) may take.
 pub(super) const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The exit status of a process killed with `SIGKILL`: by us, the OOM killer, or a removal.
@@ -156,8 +160,12 @@ impl DockerEngine {
                 Err(e) => outcome.cause = Some(self.gone_or(run.container, e).await?),
             },
             Ok(Some(end)) => {
-                outcome.kill = Some(self.kill_tree(run.container, run.token).await);
-                drain(output, probe.inner).await;
+                let (kill, rest) =
+                    kill_and_collect(output, self.kill_tree(run.container, run.token)).await;
+                outcome.kill = Some(kill);
+                if end != ExecEnd::OutputClosed {
+                    deliver(rest, probe.inner).await;
+                }
                 outcome.end = end;
             }
             Err(e) => {
@@ -303,17 +311,60 @@ pub(super) async fn pump_output(
     }
 }
 
-/// Keeps what the killed command had already written, without waiting on a wedged stream or a
-/// stalled reader.
-pub(super) async fn drain(output: &mut OutputStream, sink: &mut dyn OutputSink) {
-    let rest = async {
-        while let Some(Ok(chunk)) = output.next().await {
+/// Runs `kill` while reading what is left of `output`: the engine finishes a killed command (and
+/// a kill command run beside it) only once the killed command's output is read. Keeps up to
+/// `REST_CAP` bytes of it; stops reading once the stream ends, or `DRAIN_AFTER_KILL` after the
+/// kill when it does not.
+pub(super) async fn kill_and_collect(
+    output: &mut OutputStream,
+    kill: impl std::future::Future<Output = KillReport>,
+) -> (KillReport, Vec<LogOutput>) {
+    tokio::pin!(kill);
+    let mut rest = Vec::new();
+    let mut kept = 0;
+    let mut report = None;
+    let mut ended = false;
+    let give_up = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(give_up);
+    loop {
+        tokio::select! {
+            r = &mut kill, if report.is_none() => {
+                report = Some(r);
+                if ended {
+                    break;
+                }
+                give_up.as_mut().reset(tokio::time::Instant::now() + DRAIN_AFTER_KILL);
+            }
+            item = output.next(), if !ended => match item {
+                Some(Ok(chunk)) => {
+                    if kept < REST_CAP {
+                        kept += chunk.as_ref().len();
+                        rest.push(chunk);
+                    }
+                }
+                _ => {
+                    ended = true;
+                    if report.is_some() {
+                        break;
+                    }
+                }
+            },
+            () = &mut give_up, if report.is_some() => break,
+        }
+    }
+    (report.unwrap_or(KillReport::Unverified), rest)
+}
+
+/// Hands what a killed command had left to the sink, without waiting long on a stalled reader.
+pub(super) async fn deliver(rest: Vec<LogOutput>, sink: &mut dyn OutputSink) {
+    let write = async {
+        for chunk in rest {
             if forward(chunk, sink).await.is_err() {
                 break;
             }
         }
     };
-    let _ = tokio::time::timeout(DRAIN_AFTER_KILL, rest).await;
+    let _ = tokio::time::timeout(DRAIN_AFTER_KILL, write).await;
 }
 
 async fn forward(chunk: LogOutput, sink: &mut dyn OutputSink) -> std::io::Result<()> {

@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::exec::{deadline_after, drain, pump_output};
+use super::exec::{deadline_after, deliver, kill_and_collect, pump_output};
 use super::stdin::StdinPump;
 use super::{engine_error, CreateSpec, DockerEngine, ImageDefaults};
 use crate::model::{ExecEnd, ExecOutcome, ExecSpec, KillReport, OutputSink, Stream};
@@ -73,17 +73,21 @@ impl DockerEngine {
                 outcome.end = ExecEnd::Exited(exit.await.ok().flatten());
             }
             Ok(Some(end)) => {
-                let kill = KillContainerOptions {
-                    signal: "SIGKILL".into(),
-                };
                 // Killing PID 1 takes everything else in the container with it.
-                outcome.kill = Some(
-                    match self.docker.kill_container(container, Some(kill)).await {
+                let kill = async {
+                    let options = KillContainerOptions {
+                        signal: "SIGKILL".into(),
+                    };
+                    match self.docker.kill_container(container, Some(options)).await {
                         Ok(()) => KillReport::Verified { killed: 1 },
                         Err(_) => KillReport::Unverified,
-                    },
-                );
-                drain(&mut output, sink).await;
+                    }
+                };
+                let (kill, rest) = kill_and_collect(&mut output, kill).await;
+                outcome.kill = Some(kill);
+                if end != ExecEnd::OutputClosed {
+                    deliver(rest, sink).await;
+                }
                 outcome.end = end;
                 exit.abort();
             }
