@@ -359,7 +359,7 @@ fn an_empty_or_corrupt_state_file_is_rebuilt_from_labels_once() {
         assert!(listed["sandboxes"][&id].is_object(), "rebuilt: {listed}");
         let backups: Vec<_> = std::fs::read_dir(env.state_dir.path())
             .unwrap()
-            .filter_map(|e| e.ok())
+            .filter_map(Result::ok)
             .filter(|e| {
                 e.file_name()
                     .to_string_lossy()
