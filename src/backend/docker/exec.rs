@@ -157,7 +157,9 @@ impl DockerEngine {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => outcome.cause = Some(self.gone_or(run.container, e).await?),
+                Err(e) => {
+                    outcome.cause = Some(self.gone_or(run.container, run.started_at, e).await?);
+                }
             },
             Ok(Some(end)) => {
                 let (kill, rest) =
@@ -170,7 +172,7 @@ impl DockerEngine {
             }
             Err(e) => {
                 self.kill_tree(run.container, run.token).await;
-                outcome.cause = Some(self.gone_or(run.container, e).await?);
+                outcome.cause = Some(self.gone_or(run.container, run.started_at, e).await?);
             }
         }
         outcome.duration = run.started.elapsed();
@@ -193,10 +195,11 @@ impl DockerEngine {
         Ok(None)
     }
 
-    /// For a command that died of `SIGKILL` without us: did its sandbox go away, or run out of
-    /// memory?
+    /// For a command that died of `SIGKILL` without us, from the engine's record of what
+    /// happened to its container meanwhile: removed or stopped (a kill, a death, a removal), or
+    /// out of memory.
     async fn why_killed(&self, container: &str, since: chrono::DateTime<Utc>) -> Option<ExitCause> {
-        if !self.is_running(container).await {
+        if !self.exists(container).await {
             return Some(ExitCause::SandboxGone);
         }
         let options = EventsOptions {
@@ -204,32 +207,62 @@ impl DockerEngine {
             until: Some(unix_time(Utc::now())),
             filters: Some(std::collections::HashMap::from([
                 ("container".to_string(), vec![container.to_string()]),
-                ("event".to_string(), vec!["oom".to_string()]),
+                (
+                    "event".to_string(),
+                    ["oom", "kill", "die", "destroy"].map(String::from).to_vec(),
+                ),
             ])),
         };
-        let mut events = self.docker.events(Some(options));
-        let oom = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
-        matches!(oom, Ok(Some(Ok(_)))).then_some(ExitCause::OutOfMemory)
+        let events = self
+            .docker
+            .events(Some(options))
+            .take(64)
+            .collect::<Vec<_>>();
+        let events = tokio::time::timeout(Duration::from_secs(5), events)
+            .await
+            .unwrap_or_default();
+        let mut cause = None;
+        for event in events.into_iter().flatten() {
+            let action = event.action.unwrap_or_default();
+            let signal = event
+                .actor
+                .and_then(|a| a.attributes)
+                .and_then(|a| a.get("signal").cloned())
+                .unwrap_or_default();
+            match action.as_str() {
+                "die" | "destroy" => return Some(ExitCause::SandboxGone),
+                "kill" if signal == "9" || signal == "SIGKILL" => {
+                    return Some(ExitCause::SandboxGone)
+                }
+                "oom" => cause = Some(ExitCause::OutOfMemory),
+                _ => {}
+            }
+        }
+        cause
     }
 
-    async fn is_running(&self, container: &str) -> bool {
+    async fn exists(&self, container: &str) -> bool {
         match self
             .docker
             .inspect_container(container, None::<InspectContainerOptions>)
             .await
         {
-            Ok(info) => info.state.and_then(|s| s.running) == Some(true),
+            Ok(_) => true,
             Err(e) => status_code(&e) != Some(404),
         }
     }
 
     /// `SandboxGone` when the sandbox went away under the command (which explains `err`), else
     /// `err` itself.
-    async fn gone_or(&self, container: &str, err: anyhow::Error) -> Result<ExitCause> {
-        if self.is_running(container).await {
-            Err(err)
-        } else {
-            Ok(ExitCause::SandboxGone)
+    async fn gone_or(
+        &self,
+        container: &str,
+        since: chrono::DateTime<Utc>,
+        err: anyhow::Error,
+    ) -> Result<ExitCause> {
+        match self.why_killed(container, since).await {
+            Some(ExitCause::SandboxGone) => Ok(ExitCause::SandboxGone),
+            _ => Err(err),
         }
     }
 
