@@ -436,6 +436,33 @@ fn json_output_is_one_document_always() {
     assert_eq!(body[1], json!({"id": id, "result": "removed"}));
 
     let id = env.create(&["--tool", "shell_executor"]);
+    // The key is there, null, when a tool call times out (as documented).
+    let out = env
+        .cmd()
+        .args([
+            "--json",
+            "run-tool",
+            &id,
+            "shell_executor",
+            "--arg",
+            "command=sleep 5",
+        ])
+        .args(["--arg", "timeout=1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["status"], "timeout");
+    assert!(
+        result["metadata"]
+            .as_object()
+            .unwrap()
+            .contains_key("exit_code"),
+        "{result}"
+    );
+    assert_eq!(result["metadata"]["exit_code"], Value::Null);
+    assert_eq!(result["metadata"]["kill_verified"], true, "{result}");
+
     let child = spawn(
         &env,
         &[
