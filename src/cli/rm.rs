@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{parse_sandbox_id, Ctx};
 use crate::error::{self, exit_code};
-use crate::model::{Removal, Removed};
+use crate::model::{Removal, Removed, Sandbox};
 use crate::output::Report;
 
 #[derive(Debug, Args)]
@@ -17,6 +17,12 @@ pub(crate) struct RmArgs {
     /// Remove every sandbox in your state file (others listed by `ls` are removed by id)
     #[arg(long)]
     pub(crate) all: bool,
+}
+
+/// What to remove: a sandbox `--all` already found, or an id to look up.
+enum Target {
+    Found(Box<Sandbox>),
+    Id(String),
 }
 
 /// One id's outcome in `rm --json`: what was removed, or why not.
@@ -33,24 +39,29 @@ enum Outcome {
 
 pub(crate) async fn run(args: RmArgs, ctx: &Ctx) -> Result<u8> {
     let manager = ctx.manager().await?;
-    let targets = if args.all {
-        manager
-            .list()
-            .await?
+    let targets: Vec<Target> = if args.all {
+        let listed = manager.list().await?;
+        listed
             .into_iter()
             .filter(|s| s.tracked)
-            .map(|s| s.id)
+            .map(|s| Target::Found(Box::new(s)))
             .collect()
     } else {
-        args.ids
+        args.ids.into_iter().map(Target::Id).collect()
     };
     let mut outcomes = Vec::new();
     let mut code = exit_code::SUCCESS;
     // One failure does not stop the others; the exit code reports it.
     for target in targets {
-        let removed = match manager.find(&target).await {
-            Ok(sandbox) => manager.remove(&sandbox).await,
-            Err(e) => Err(e),
+        let (id, removed) = match target {
+            Target::Found(sandbox) => (sandbox.id.clone(), manager.remove(&sandbox).await),
+            Target::Id(id) => {
+                let removed = match manager.find(&id).await {
+                    Ok(sandbox) => manager.remove(&sandbox).await,
+                    Err(e) => Err(e),
+                };
+                (id, removed)
+            }
         };
         match removed {
             Ok(removed) => {
@@ -67,7 +78,7 @@ pub(crate) async fn run(args: RmArgs, ctx: &Ctx) -> Result<u8> {
                 ctx.output.error_text(&e);
                 code = error::exit_code_of(&e);
                 outcomes.push(Outcome::Failed {
-                    id: target,
+                    id,
                     result: "error",
                     error: Report::of(&e),
                 });
