@@ -211,6 +211,21 @@ pub(crate) fn read_stdout(child: &mut std::process::Child, n: usize) -> Vec<u8> 
     buf
 }
 
+/// `enclave args…` started in the background, once it has printed `ready` on stdout.
+pub(crate) fn spawn_ready(env: &TestEnv, args: &[&str]) -> std::process::Child {
+    let mut child = spawn(env, args);
+    assert_eq!(read_stdout(&mut child, 6), b"ready\n", "{args:?}");
+    child
+}
+
+/// Starts `enclave args…`, waits until it printed `ready`, sends `signal`, and waits (bounded)
+/// for it to exit.
+pub(crate) fn signal_when_ready(env: &TestEnv, args: &[&str], signal: &str) -> Output {
+    let child = spawn_ready(env, args);
+    send_signal(child.id(), signal);
+    wait_within(child, 30, &format!("{args:?} after SIG{signal}"))
+}
+
 /// Holds the state file's lock of `env`, as another enclave process would, until dropped.
 pub(crate) fn hold_state_lock(env: &TestEnv) -> std::fs::File {
     let lock = std::fs::OpenOptions::new()

@@ -8,8 +8,8 @@ use std::sync::mpsc;
 use serde_json::{json, Value};
 
 use crate::common::{
-    docker, hold_state_lock, poll_until, read_stdout, send_signal, spawn, spawn_with, stderr,
-    stdout, test_image, wait_within, TestEnv,
+    docker, hold_state_lock, poll_until, read_stdout, send_signal, spawn, spawn_ready, spawn_with,
+    stderr, stdout, test_image, wait_within, TestEnv,
 };
 
 /// What `ps` shows in the sandbox: one command name per line.
@@ -198,7 +198,7 @@ fn run_stopped_by_sigterm_removes_its_container_and_the_engine_backs_it_up() {
     let env = TestEnv::new();
     let image = test_image();
     let label = env.label_args();
-    let mut child = spawn(
+    let child = spawn_ready(
         &env,
         &[
             "run",
@@ -209,7 +209,6 @@ fn run_stopped_by_sigterm_removes_its_container_and_the_engine_backs_it_up() {
             "echo ready; sleep 60",
         ],
     );
-    assert_eq!(read_stdout(&mut child, 6), b"ready\n");
     let containers = env.containers();
     assert_eq!(containers.len(), 1);
     let auto_remove = docker(&[
@@ -226,7 +225,7 @@ fn run_stopped_by_sigterm_removes_its_container_and_the_engine_backs_it_up() {
 
     // Killed outright, enclave cleans up nothing; the engine still removes the container once
     // its command ends.
-    let mut child = spawn(
+    let mut child = spawn_ready(
         &env,
         &[
             "run",
@@ -237,7 +236,6 @@ fn run_stopped_by_sigterm_removes_its_container_and_the_engine_backs_it_up() {
             "echo ready; sleep 1",
         ],
     );
-    assert_eq!(read_stdout(&mut child, 6), b"ready\n");
     send_signal(child.id(), "KILL");
     let _ = child.wait();
     poll_until("the engine removed the container", 30, || {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{docker, docker_ids, stderr, stdout, test_image, TestEnv, LABEL_KEY};
+use crate::common::{
+    docker, docker_ids, signal_when_ready, stderr, stdout, test_image, TestEnv, LABEL_KEY,
+};
 
 #[test]
 fn create_exec_rm_round_trip() {
@@ -276,23 +278,7 @@ fn run_is_ephemeral() {
 
 /// Starts `enclave args…`, waits until it printed `ready`, presses Ctrl-C, returns its exit code.
 fn interrupt_when_ready(env: &TestEnv, args: &[&str]) -> Option<i32> {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("enclave"))
-        .env("ENCLAVE_STATE_DIR", env.state_dir.path())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
-    assert_eq!(&first, b"ready\n");
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    child.wait().unwrap().code()
+    signal_when_ready(env, args, "INT").status.code()
 }
 
 #[test]

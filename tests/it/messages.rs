@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{docker, spawn, stderr, stdout, wait_within, TestEnv};
+use crate::common::{docker, spawn_ready, stderr, stdout, wait_within, TestEnv};
 
 #[test]
 fn a_paused_sandbox_is_paused_not_stopped() {
@@ -72,9 +72,7 @@ fn hitting_the_memory_limit_says_so() {
 fn a_sandbox_removed_under_a_command_is_named() {
     let env = TestEnv::new();
     let id = env.create(&[]);
-    let mut child = spawn(&env, &["exec", &id, "echo ready; sleep 60"]);
-    let mut first = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    let child = spawn_ready(&env, &["exec", &id, "echo ready; sleep 60"]);
     assert!(docker(&["rm", "-f", &format!("enclave-{id}")])
         .status
         .success());
