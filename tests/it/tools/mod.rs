@@ -277,7 +277,7 @@ fn invalid_arguments_exit_2_and_name_the_parameter() {
 fn run_tool_argument_sources_and_deadline() {
     let env = TestEnv::new();
     let id = all_tools(&env);
-    // --arg values are JSON when they parse, strings when the parameter wants one.
+    // --arg values are text unless the parameter takes something else and the text is that in JSON.
     let out = env
         .cmd()
         .args([
