@@ -88,12 +88,7 @@ impl LocalManager {
         Ok(())
     }
 
-    /// Everything known locally: state records joined with labelled containers.
-    async fn find_all(&self) -> Result<Vec<Sandbox>> {
-        let records = self.records().await?;
-        self.join_with_containers(records).await
-    }
-
+    /// State records joined with labelled containers: every sandbox we know, oldest first.
     async fn join_with_containers(
         &self,
         records: IndexMap<String, SandboxRecord>,
@@ -223,7 +218,11 @@ impl LocalManager {
                 .await?;
             Ok::<_, anyhow::Error>(())
         };
+        // Biased, so a start that completed in the same poll as the cancel counts: the record
+        // is written in one step after the lock is taken, so it exists exactly when `started`
+        // returned `Ok`, and a failure leaves nothing in the state file to undo.
         let started = tokio::select! {
+            biased;
             started = started => started,
             () = cancel.cancelled() => Err(cancelled()),
         };
@@ -240,8 +239,6 @@ impl LocalManager {
             }
             Err(e) => {
                 let _ = self.engine.remove_container(&container_id).await;
-                // A record written just before the cancel goes too.
-                let _ = self.state.update(|s| s.sandboxes.shift_remove(id)).await;
                 Err(e)
             }
         }
@@ -289,7 +286,8 @@ impl Manager for LocalManager {
     }
 
     async fn list(&self) -> Result<Vec<Sandbox>> {
-        self.find_all().await
+        let records = self.records().await?;
+        self.join_with_containers(records).await
     }
 
     async fn find(&self, id_or_prefix: &str) -> Result<Sandbox> {
@@ -363,15 +361,18 @@ impl Manager for LocalManager {
             Some(c) => self.engine.sandbox(c).remove().await?,
             None => false,
         };
-        self.state
-            .update(|s| s.sandboxes.shift_remove(&sandbox.id))
-            .await
-            .with_context(|| {
-                format!(
-                    "sandbox `{}` was removed, but the state file could not be updated",
-                    sandbox.id
-                )
-            })?;
+        // A sandbox found only through its labels has no record to drop.
+        if sandbox.tracked {
+            self.state
+                .update(|s| s.sandboxes.shift_remove(&sandbox.id))
+                .await
+                .with_context(|| {
+                    format!(
+                        "sandbox `{}` was removed, but the state file could not be updated",
+                        sandbox.id
+                    )
+                })?;
+        }
         Ok(Removed {
             id: sandbox.id.clone(),
             result: if removed {

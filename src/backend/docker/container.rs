@@ -280,13 +280,14 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> Result<Contai
         env.push(DEFAULT_PATH.into());
     }
     let port_bindings = port_bindings(config);
-    let mut host_config = host_config(config, port_bindings.clone());
+    let exposed_ports = port_bindings.keys().cloned().collect();
+    let mut host_config = host_config(config, port_bindings);
     let mut body = ContainerCreateBody {
         image: Some(config.image.clone()),
         env: Some(env),
         working_dir: Some(config.working_dir.clone()),
         labels: Some(labels(spec)),
-        exposed_ports: Some(port_bindings.keys().cloned().collect()),
+        exposed_ports: Some(exposed_ports),
         ..Default::default()
     };
     match &spec.workload {
