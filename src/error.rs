@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Process exit codes, documented in `docs/cli.md`.
 pub mod exit_code {
     pub const SUCCESS: u8 = 0;
@@ -95,17 +97,24 @@ pub enum Error {
         "another enclave process holds the lock on the state file {path} (waited {waited_secs}s)"
     )]
     StateLocked { path: String, waited_secs: u64 },
+    #[error("`{path}` does not exist in sandbox `{sandbox}`")]
+    PathNotFound { sandbox: String, path: String },
     #[error("{0}")]
     Usage(String),
     #[error("interrupted by {}", .0.name())]
     Interrupted(Signal),
+    /// An error that happened in an `enclave server`, as it reported it.
+    #[error("{}", .0.message)]
+    Remote(Report),
 }
 
 /// Machine-readable kind, used in `--json` error output.
 impl Error {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &str {
         match self {
             Error::Unavailable { kind, .. } => kind,
+            Error::Remote(report) => &report.kind,
+            Error::PathNotFound { .. } => "path_not_found",
             Error::Refused { .. } => "engine_error",
             Error::NotFound(_) | Error::Vanished(_) => "not_found",
             Error::NotRunning { .. } => "not_running",
@@ -126,7 +135,9 @@ impl Error {
             Error::Unavailable { .. } | Error::Refused { .. } => exit_code::ENGINE,
             Error::InvalidToolArgs { .. } | Error::Usage(_) => exit_code::USAGE,
             Error::Interrupted(signal) => 128 + signal.number(),
+            Error::Remote(report) => report.exit_code,
             Error::NotFound(_)
+            | Error::PathNotFound { .. }
             | Error::Vanished(_)
             | Error::NotRunning { .. }
             | Error::NoWorkdir(_)
@@ -174,9 +185,63 @@ impl Error {
                 "the lock is freed when that process ends; `ENCLAVE_LOCK_WAIT=SECS` waits longer"
             }
             Error::Usage(_) => "`--help` shows what the command takes",
+            Error::PathNotFound { .. } => "`enclave exec ID ls DIR` shows what is there",
+            Error::Remote(report) => return report.hint.clone(),
             Error::Refused { .. } | Error::Vanished(_) | Error::Interrupted(_) => return None,
         };
         Some(hint.to_string())
+    }
+}
+
+/// An error as it is shown and as it travels (the `--json` error document, a server's error
+/// bodies): the domain error is the headline wherever it sits in the chain; every other link
+/// (context added above it, the source below it) reads as a cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub kind: String,
+    pub message: String,
+    #[serde(default)]
+    pub causes: Vec<String>,
+    #[serde(default)]
+    pub hint: Option<String>,
+    /// The exit code a command that failed this way exits with.
+    #[serde(default = "failure_code")]
+    pub exit_code: u8,
+}
+
+fn failure_code() -> u8 {
+    exit_code::FAILURE
+}
+
+impl Report {
+    pub fn of(err: &anyhow::Error) -> Self {
+        let domain = find(err);
+        if let Some(Error::Remote(report)) = domain {
+            let mut report = report.clone();
+            // Context added on this side reads as causes before the server's own.
+            let local: Vec<String> = err
+                .chain()
+                .map(ToString::to_string)
+                .take_while(|c| *c != report.message)
+                .collect();
+            report.causes.splice(0..0, local);
+            return report;
+        }
+        let message = domain.map_or_else(|| err.to_string(), ToString::to_string);
+        let mut causes: Vec<String> = err
+            .chain()
+            .map(ToString::to_string)
+            .chain(domain.and_then(Error::cause))
+            .filter(|c| *c != message)
+            .collect();
+        causes.dedup();
+        Report {
+            kind: domain.map_or("error", Error::kind).to_string(),
+            message,
+            causes,
+            hint: domain.and_then(Error::hint),
+            exit_code: domain.map_or(exit_code::FAILURE, Error::exit_code),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! number of concurrent `enclave` processes leave a valid file with every entry. A file that
 //! cannot be read (a crash, a bad edit) is set aside and rebuilt from the labels.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,9 @@ pub(crate) struct SandboxRecord {
     pub(crate) tools: Vec<String>,
     pub(crate) config: DockerSandboxConfig,
     pub(crate) created_at: DateTime<Utc>,
+    /// The creator's extra labels, as on the container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -313,6 +317,7 @@ mod tests {
             tools: vec![],
             config: DockerSandboxConfig::default(),
             created_at: Utc::now(),
+            labels: BTreeMap::new(),
         }
     }
 

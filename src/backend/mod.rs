@@ -9,8 +9,9 @@ pub(crate) mod docker;
 
 use anyhow::Result;
 use async_trait::async_trait;
+use bytes::Bytes;
 
-use crate::model::{ExecOutcome, ExecSpec, OutputSink};
+use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, OutputSink};
 
 pub use docker::DockerEngine;
 
@@ -68,6 +69,17 @@ pub trait Backend: Send + Sync {
 
     /// Creates `dir` and any missing parents, as the sandbox's user.
     async fn make_dirs(&self, dir: &str) -> Result<()>;
+
+    /// Extracts the tar archive `tar` into `dir`, creating `dir` first (`enclave cp`, the server's
+    /// archive upload). Existing files are overwritten, as `docker cp` does.
+    async fn put_archive(&self, dir: &str, tar: Bytes) -> Result<()>;
+
+    /// `path` (a file or a whole directory) as a tar archive whose single top entry is its
+    /// base name, as `docker cp` produces; `None` when nothing is at `path`.
+    async fn get_archive(&self, path: &str) -> Result<Option<ArchiveStream>>;
+
+    /// Stops the sandbox's processes and leaves it stopped (not removed).
+    async fn stop(&self) -> Result<()>;
 
     /// Kills the sandbox at once and removes it; `false` when it was already gone.
     async fn remove(&self) -> Result<bool>;

@@ -5,9 +5,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{parse_sandbox_id, Ctx};
+use crate::error::Report;
 use crate::error::{self, exit_code};
 use crate::model::{Removal, Removed, Sandbox};
-use crate::output::Report;
 
 #[derive(Debug, Args)]
 pub(crate) struct RmArgs {

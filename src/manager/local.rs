@@ -6,20 +6,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::Utc;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{CreateRequest, Manager, ToolCall};
+use super::{CreateRequest, Health, Manager, ToolCall};
 use crate::backend::docker::{
     ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
 };
 use crate::backend::{Backend, DockerEngine};
 use crate::error::Error;
 use crate::model::{
-    new_sandbox_id, ExecOutcome, ExecSpec, ExecutionStatus, ExitCause, Location, OutputSink,
-    PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, ToolResult,
+    new_sandbox_id, ArchiveStream, ExecOutcome, ExecSpec, ExecutionStatus, ExitCause, Location,
+    OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, ToolResult,
 };
 use crate::state::{Corrupt, SandboxRecord, StateStore};
 use crate::tools::{self, ToolContext, ToolSet};
@@ -210,6 +211,7 @@ impl LocalManager {
             tools: tool_names,
             config: request.config.clone(),
             created_at: created,
+            labels: request.extra_labels.iter().cloned().collect(),
         };
         let started = async {
             self.engine.start_container(&container_id).await?;
@@ -383,6 +385,35 @@ impl Manager for LocalManager {
         })
     }
 
+    async fn stop(&self, sandbox: &Sandbox) -> Result<()> {
+        match &sandbox.container_id {
+            Some(c) if sandbox.status != SandboxStatus::Gone => self.engine.sandbox(c).stop().await,
+            _ => Err(Error::NotFound(sandbox.id.clone()))
+                .context("it no longer exists; `enclave rm` forgets it"),
+        }
+    }
+
+    async fn put_archive(&self, sandbox: &Sandbox, dir: &str, tar: Bytes) -> Result<()> {
+        self.live(sandbox)?.put_archive(dir, tar).await
+    }
+
+    async fn get_archive(&self, sandbox: &Sandbox, path: &str) -> Result<ArchiveStream> {
+        self.live(sandbox)?.get_archive(path).await?.ok_or_else(|| {
+            Error::PathNotFound {
+                sandbox: sandbox.id.clone(),
+                path: path.to_string(),
+            }
+            .into()
+        })
+    }
+
+    async fn health(&self) -> Result<Health> {
+        let version = self.engine.ping().await?;
+        Ok(Health {
+            backend: format!("docker {version} at {}", self.engine.address()),
+        })
+    }
+
     async fn execute_tool(&self, sandbox: &Sandbox, call: ToolCall) -> Result<ToolResult> {
         let backend = self.live(sandbox)?;
         let set = ToolSet::from_config(&sandbox.config.tools_config, sandbox.sandbox_type)
@@ -470,6 +501,7 @@ fn tracked(record: SandboxRecord, container: Option<(String, ContainerState)>) -
         tracked: true,
         config: record.config,
         revive_hint,
+        labels: record.labels,
     }
 }
 
@@ -486,6 +518,7 @@ fn untracked(c: ContainerRecord) -> Sandbox {
         tracked: false,
         config: c.config.unwrap_or_default(),
         revive_hint: c.state.revive_hint,
+        labels: c.extra_labels,
         id: c.sandbox_id,
     }
 }
@@ -502,5 +535,6 @@ fn record_from_labels(c: ContainerRecord) -> Option<SandboxRecord> {
         tools: c.tools,
         config,
         created_at: c.created.unwrap_or_else(Utc::now),
+        labels: c.extra_labels,
     })
 }

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use anyhow::Result;
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 pub use local::LocalManager;
 
 use crate::model::{
-    DockerSandboxConfig, ExecOutcome, ExecSpec, OutputSink, PullObserver, Removed, Sandbox,
-    SandboxInfo, SandboxType, ToolResult,
+    ArchiveStream, DockerSandboxConfig, ExecOutcome, ExecSpec, OutputSink, PullObserver, Removed,
+    Sandbox, SandboxInfo, SandboxType, ToolResult,
 };
 
 /// A sandbox to create.
@@ -36,6 +37,13 @@ pub struct ToolCall {
     pub deadline: Option<Duration>,
     /// Cancelling stops the call (Ctrl-C, a client that went away); the result is `cancelled`.
     pub cancel: CancellationToken,
+}
+
+/// What answers behind a manager, when it does.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    /// In words: `docker 20.10.24 at unix:///var/run/docker.sock`, an enclave server's URL.
+    pub backend: String,
 }
 
 #[async_trait]
@@ -86,6 +94,19 @@ pub trait Manager: Send + Sync {
         removed?;
         Ok(outcome)
     }
+
+    /// Stops the sandbox's processes; it stays, `stopped`, until removed.
+    async fn stop(&self, sandbox: &Sandbox) -> Result<()>;
+
+    /// Extracts a tar archive into `dir` in the sandbox, creating `dir` first.
+    async fn put_archive(&self, sandbox: &Sandbox, dir: &str, tar: Bytes) -> Result<()>;
+
+    /// `path` in the sandbox (a file or a directory) as a tar archive, `docker cp`'s layout:
+    /// one top entry named after it. `Error::PathNotFound` when nothing is there.
+    async fn get_archive(&self, sandbox: &Sandbox, path: &str) -> Result<ArchiveStream>;
+
+    /// Checks that what holds the sandboxes answers (the engine, a server).
+    async fn health(&self) -> Result<Health>;
 
     /// Runs one tool call; arguments are validated against the tool's schema first.
     async fn execute_tool(&self, sandbox: &Sandbox, call: ToolCall) -> Result<ToolResult>;

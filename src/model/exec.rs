@@ -2,9 +2,12 @@
 //! it ended. Every backend and every manager speaks it, so none of them needs another's types.
 
 use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream as FutureStream;
 use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
@@ -136,3 +139,6 @@ impl PullObserver for NoProgress {
     fn layer(&self, _: &str, _: u64, _: u64) {}
     fn finished(&self) {}
 }
+
+/// A tar archive, streamed as it is read (`cp` out of a sandbox, a server's download).
+pub type ArchiveStream = Pin<Box<dyn FutureStream<Item = anyhow::Result<Bytes>> + Send>>;

@@ -12,6 +12,7 @@ mod image_ref;
 mod sandbox;
 pub(crate) mod timestamp;
 mod tool_result;
+mod wire;
 
 pub use capture::{Capped, Capture, DEFAULT_MAX_OUTPUT};
 pub use config::{
@@ -19,12 +20,13 @@ pub use config::{
     DEFAULT_PIDS_LIMIT,
 };
 pub use exec::{
-    Discard, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, NoProgress, OutputSink,
-    PullObserver, Stream,
+    ArchiveStream, Discard, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, NoProgress,
+    OutputSink, PullObserver, Stream,
 };
 pub use ids::{new_sandbox_id, random_hex};
 pub use sandbox::{Location, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType};
 pub use tool_result::{ExecutionStatus, ToolResult};
+pub use wire::{ExecEvent, ExecRequest, WireOutcome};
 
 /// The longest timeout enclave enforces: a year. Longer is a typo on the command line, and no
 /// limit at all in a tool's `timeout` argument (deadlines that far away overflow the clock).

@@ -1,5 +1,7 @@
 //! The sandbox as clients see it: id, type, status, where it lives, and `SandboxInfo`.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -95,6 +97,10 @@ pub struct Sandbox {
     /// For a sandbox that is not running: how to bring it back, in the backend's words.
     #[serde(skip)]
     pub revive_hint: Option<String>,
+    /// The labels its creator added (`CreateRequest::extra_labels`): a server keeps a sandbox's
+    /// tenant, lifetime and pool there, so they outlive the server.
+    #[serde(skip)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What `remove` did to one sandbox.

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 pub(crate) use progress::{PullProgress, Spinner};
 
-use crate::error::{self, Error, Quoted};
+use crate::error::{Quoted, Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub(crate) enum ColorChoice {
@@ -181,36 +181,6 @@ async fn write_stdout(bytes: &[u8]) -> io::Result<()> {
     out.flush().await
 }
 
-/// An error as we show it: the domain error is the headline wherever it sits in the chain; every
-/// other link (context added above it, the source below it) reads as a cause.
-#[derive(Debug, Serialize)]
-pub(crate) struct Report {
-    pub kind: &'static str,
-    pub message: String,
-    pub causes: Vec<String>,
-    pub hint: Option<String>,
-}
-
-impl Report {
-    pub(crate) fn of(err: &anyhow::Error) -> Self {
-        let domain = error::find(err);
-        let message = domain.map_or_else(|| err.to_string(), ToString::to_string);
-        let mut causes: Vec<String> = err
-            .chain()
-            .map(ToString::to_string)
-            .chain(domain.and_then(Error::cause))
-            .filter(|c| *c != message)
-            .collect();
-        causes.dedup();
-        Report {
-            kind: domain.map_or("error", Error::kind),
-            message,
-            causes,
-            hint: domain.and_then(Error::hint),
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a Report,
@@ -230,7 +200,7 @@ pub(crate) fn age(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Signal;
+    use crate::error::{Error, Signal};
 
     #[test]
     fn ages_are_short() {

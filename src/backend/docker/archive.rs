@@ -12,7 +12,8 @@ use futures_util::TryStreamExt;
 
 use super::{engine_error, status_code, DockerEngine};
 use crate::backend::{FileKind, FileStat, NewEntry};
-use crate::model::{Capture, ExecEnd, ExecSpec};
+use crate::error::Error;
+use crate::model::{ArchiveStream, Capture, ExecEnd, ExecSpec};
 
 /// Go's `os.FileMode` bits, as the engine reports modes.
 mod go_mode {
@@ -115,6 +116,45 @@ impl DockerEngine {
             .await
             .map_err(engine_error)
             .with_context(|| format!("copying files into `{dir}`"))
+    }
+
+    /// Extracts a caller's tar archive into `dir`, made first. Extraction is the engine's own, so
+    /// no process in the container sees the bytes.
+    pub(super) async fn put_archive(&self, container: &str, dir: &str, tar: Bytes) -> Result<()> {
+        if dir.trim().is_empty() {
+            return Err(Error::Usage("the target directory must not be empty".into()).into());
+        }
+        self.make_dirs(container, dir).await?;
+        let options = UploadToContainerOptions {
+            path: dir.to_string(),
+            no_overwrite_dir_non_dir: None,
+            copy_uidgid: None,
+        };
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar))
+            .await
+            .map_err(engine_error)
+            .with_context(|| format!("extracting the archive into `{dir}`"))
+    }
+
+    /// `path` as a tar stream, as `docker cp` reads it; `None` when nothing is there.
+    pub(super) async fn get_archive(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<ArchiveStream>> {
+        if self.stat_path(container, path).await?.is_none() {
+            return Ok(None);
+        }
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let path = path.to_string();
+        let stream = self
+            .docker
+            .download_from_container(container, Some(options))
+            .map_err(move |e| engine_error(e).context(format!("reading `{path}`")));
+        Ok(Some(Box::pin(stream)))
     }
 
     /// `mkdir -p`, run as the container's user so the directories are theirs.

@@ -1,6 +1,6 @@
 //! Creating, listing and removing sandbox containers, and the labels that identify them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result};
 use bollard::models::{
@@ -8,7 +8,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    StartContainerOptions,
+    StartContainerOptions, StopContainerOptions,
 };
 use chrono::{DateTime, Utc};
 
@@ -25,6 +25,9 @@ const LABEL_CREATED: &str = "enclave.created";
 const LABEL_CONFIG: &str = "enclave.config";
 /// Which state file created the container (a hash; see `StateStore::owner`).
 const LABEL_OWNER: &str = "enclave.owner";
+
+/// Seconds a stopped sandbox's processes get between SIGTERM and SIGKILL.
+const STOP_GRACE_SECS: i32 = 1;
 
 /// Used when an image sets no PATH (images made by `docker import` carry no environment).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -82,6 +85,9 @@ pub(crate) struct ContainerRecord {
     pub(crate) created: Option<DateTime<Utc>>,
     pub(crate) config: Option<DockerSandboxConfig>,
     pub(crate) owner: Option<String>,
+    /// The creator's extra labels (`CreateSpec::extra_labels`): everything but ours and the
+    /// config's.
+    pub(crate) extra_labels: BTreeMap<String, String>,
 }
 
 impl DockerEngine {
@@ -130,6 +136,25 @@ impl DockerEngine {
             .into());
         }
         Ok(())
+    }
+
+    /// Stops a container: its init forwards SIGTERM, and what still runs after a short grace is
+    /// killed (shells on a TTY ignore SIGTERM; waiting Docker's 10 s for them helps no one).
+    pub(crate) async fn stop_container(&self, container_id: &str) -> Result<()> {
+        let options = StopContainerOptions {
+            signal: None,
+            t: Some(STOP_GRACE_SECS),
+        };
+        match self
+            .docker
+            .stop_container(container_id, Some(options))
+            .await
+        {
+            // 304: it was not running.
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(304) => Ok(()),
+            Err(e) => Err(engine_error(e)).context("stopping the container"),
+        }
     }
 
     /// Kills and removes a container with its anonymous volumes. `Ok(false)`: it was already gone.
@@ -248,8 +273,31 @@ fn record_from_summary(s: ContainerSummary) -> Option<ContainerRecord> {
             .get(LABEL_CONFIG)
             .and_then(|c| DockerSandboxConfig::from_json(c).ok()),
         owner: labels.get(LABEL_OWNER).cloned(),
+        extra_labels: extra_labels(&labels),
         sandbox_id,
     })
+}
+
+/// The labels a creator added beyond enclave's own and those the config asked for.
+fn extra_labels(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    let configured = labels
+        .get(LABEL_CONFIG)
+        .and_then(|c| DockerSandboxConfig::from_json(c).ok())
+        .map(|c| c.labels)
+        .unwrap_or_default();
+    let ours = [
+        LABEL_ID,
+        LABEL_TYPE,
+        LABEL_TOOLS,
+        LABEL_CREATED,
+        LABEL_CONFIG,
+        LABEL_OWNER,
+    ];
+    labels
+        .iter()
+        .filter(|(k, _)| !ours.contains(&k.as_str()) && !configured.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn labels(spec: &CreateSpec<'_>) -> HashMap<String, String> {

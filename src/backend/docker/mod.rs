@@ -16,10 +16,11 @@ use std::time::Duration;
 use anyhow::Result;
 use async_trait::async_trait;
 use bollard::Docker;
+use bytes::Bytes;
 
 use super::{Backend, FileStat, NewEntry};
 use crate::error::Error;
-use crate::model::{ExecOutcome, ExecSpec, OutputSink, SandboxStatus};
+use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, OutputSink, SandboxStatus};
 
 pub(crate) use container::{ContainerRecord, ContainerState, CreateSpec, Workload};
 
@@ -58,6 +59,15 @@ impl DockerEngine {
 
     pub fn address(&self) -> String {
         engine_address()
+    }
+
+    /// Asks the engine whether it answers; its version when it does.
+    pub async fn ping(&self) -> Result<String> {
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, self.docker.version())
+            .await
+            .map_err(|_| unavailable(&"no answer within 10 s"))?
+            .map_err(|e| unavailable(&e))?;
+        Ok(answer.version.unwrap_or_default())
     }
 
     /// The API version agreed with the engine.
@@ -103,6 +113,18 @@ impl Backend for DockerSandbox {
 
     async fn make_dirs(&self, dir: &str) -> Result<()> {
         self.engine.make_dirs(&self.container, dir).await
+    }
+
+    async fn put_archive(&self, dir: &str, tar: Bytes) -> Result<()> {
+        self.engine.put_archive(&self.container, dir, tar).await
+    }
+
+    async fn get_archive(&self, path: &str) -> Result<Option<ArchiveStream>> {
+        self.engine.get_archive(&self.container, path).await
+    }
+
+    async fn stop(&self) -> Result<()> {
+        self.engine.stop_container(&self.container).await
     }
 
     async fn remove(&self) -> Result<bool> {
