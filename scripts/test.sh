@@ -13,3 +13,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # Integration tests start many containers; two at a time suits a 2-core machine.
 cargo test --locked "$@"
+# ms-enclave's own Python client against `enclave server` (a venv from PyPI).
+./scripts/test-python-client.sh
