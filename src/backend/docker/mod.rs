@@ -207,8 +207,8 @@ fn revive_hint(sandbox_id: &str, status: SandboxStatus) -> Option<String> {
              or `enclave rm {sandbox_id}` removes it"
         )),
         SandboxStatus::Stopped => Some(format!(
-            "its container was stopped outside enclave: `docker start {name}` brings it back, \
-             or `enclave rm {sandbox_id}` removes it"
+            "its container is stopped (by `enclave stop`, or outside enclave): \
+             `docker start {name}` brings it back, or `enclave rm {sandbox_id}` removes it"
         )),
         SandboxStatus::Running => None,
         _ => Some(format!("`enclave rm {sandbox_id}` removes it")),
