@@ -185,14 +185,28 @@ impl Drop for Call<'_> {
 struct Reservation<'a> {
     service: &'a Service,
     tenant: String,
+    settled: bool,
+}
+
+impl Reservation<'_> {
+    /// The sandbox is registered (in the same critical section), so it counts as an entry now.
+    fn settle(mut self, registry: &mut Registry) {
+        release_slot(registry, &self.tenant);
+        self.settled = true;
+    }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let mut registry = self.service.lock();
-        if let Some(n) = registry.creating.get_mut(&self.tenant) {
-            *n = n.saturating_sub(1);
+        if !self.settled {
+            release_slot(&mut self.service.lock(), &self.tenant);
         }
+    }
+}
+
+fn release_slot(registry: &mut Registry, tenant: &str) {
+    if let Some(n) = registry.creating.get_mut(tenant) {
+        *n = n.saturating_sub(1);
     }
 }
 
@@ -326,7 +340,7 @@ impl Service {
         pooled: bool,
         cancel: &CancellationToken,
     ) -> Result<String> {
-        let _reservation = self.reserve(tenant)?;
+        let reservation = self.reserve(tenant)?;
         let mut extra: BTreeMap<String, String> = labels;
         extra.insert(LABEL_TENANT.into(), tenant.to_string());
         if let Some(ttl) = self.options.ttl {
@@ -352,7 +366,9 @@ impl Service {
         };
         let id = info.id.clone();
         let entry = Entry::new(sandbox, info, tenant.to_string(), status);
-        self.lock().entries.insert(id.clone(), entry);
+        let mut registry = self.lock();
+        registry.entries.insert(id.clone(), entry);
+        reservation.settle(&mut registry);
         Ok(id)
     }
 
@@ -365,6 +381,7 @@ impl Service {
         Ok(Reservation {
             service: self,
             tenant: tenant.to_string(),
+            settled: false,
         })
     }
 
@@ -749,10 +766,13 @@ impl Service {
     /// Makes a new pool member in the background (the pool expects it); with `dead`, first
     /// removes that sandbox.
     fn spawn_replacement(&self, replacement: Replacement, dead: Option<String>) {
-        let Some(service) = self.this.upgrade() else {
+        let (Some(service), Ok(runtime)) =
+            (self.this.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            self.pools.abandon(&replacement.tenant);
             return;
         };
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             if let Some(id) = dead {
                 service.forget(&id).await;
             }
@@ -822,7 +842,7 @@ impl Service {
             "status_counts": registry::count_map(statuses),
             "sandbox_types": registry::count_map(types),
             "running": !self.stopping.is_cancelled(),
-            "cleanup_interval": self.options.cleanup_interval.as_secs_f64(),
+            "cleanup_interval": secs_json(self.options.cleanup_interval),
             "pool_size": pool.free,
             "pool_enabled": self.options.default_pool_size > 0,
             "pool_initialized": pool.initialized,
@@ -943,6 +963,15 @@ fn sandbox_of(
         config,
         revive_hint: None,
         labels,
+    }
+}
+
+/// Whole seconds as an integer (ms-enclave's `300`), else a float.
+fn secs_json(d: Duration) -> Value {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().into()
+    } else {
+        d.as_secs_f64().into()
     }
 }
 

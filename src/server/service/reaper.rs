@@ -49,11 +49,14 @@ impl Service {
             found.into_iter().map(|s| (s.id.clone(), s)).collect();
         let mut registry = self.lock();
         for entry in registry.entries.values_mut() {
-            if entry.registered > listed_at || !entry.is_active() {
+            if entry.registered > listed_at || entry.status == SandboxStatus::Error {
                 continue;
             }
             let now = found.get(&entry.sandbox.id).map_or(SandboxStatus::Gone, |s| s.status);
-            if now == SandboxStatus::Running {
+            // Only news of death or a stop; a stopped sandbox someone started again stays
+            // stopped here (the server stopped it, or saw it stopped).
+            if now == SandboxStatus::Running || !(entry.is_active() || now == SandboxStatus::Gone)
+            {
                 continue;
             }
             entry.sandbox.status = now;

@@ -1,0 +1,509 @@
+//! The service behind `enclave server`, through plain HTTP against the real binary and a real
+//! engine: the pool (fair, bounded, self-healing), TTL reaping, re-adoption after a restart,
+//! tenant isolation and the policy.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+
+use crate::common::{docker, poll_until, send_signal, spawn, test_image, TestEnv, LABEL_KEY};
+
+/// A running `enclave server --port 0`, stopped with SIGTERM when dropped (its sandboxes stay,
+/// as a server's do; the `TestEnv` removes them).
+struct Server {
+    child: Option<Child>,
+    base: String,
+    key: Option<String>,
+    client: Client,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(env: &TestEnv, flags: &[&str]) -> Server {
+        let mut args = vec!["server", "--port", "0"];
+        args.extend_from_slice(flags);
+        let mut child = spawn(env, &args);
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            // Reads stderr to its end, so the server never blocks writing its logs.
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stderr);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    if let Some(at) = line.find("listening on ") {
+                        let _ = tx.send(line[at + "listening on ".len()..].trim().to_string());
+                    }
+                    log.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            });
+        }
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let mut out = String::new();
+                if let Some(mut s) = child.stdout.take() {
+                    let _ = s.read_to_string(&mut out);
+                }
+                panic!(
+                    "the server did not say where it listens\nstderr: {}\nstdout: {out}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Server {
+            child: Some(child),
+            base,
+            key: None,
+            client: Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+            log,
+        }
+    }
+
+    /// The same server, called with another API key.
+    fn as_key(&self, key: &str) -> Caller<'_> {
+        Caller {
+            server: self,
+            key: Some(key.to_string()),
+        }
+    }
+
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            server: self,
+            key: self.key.clone(),
+        }
+    }
+
+    /// Stops it with SIGTERM and waits for it to exit (0).
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        send_signal(child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "the server exited {status}\n{}",
+                    self.log.lock().unwrap()
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "the server ignored SIGTERM for 30s\n{}",
+                    self.log.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            send_signal(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Requests as one API key (or none).
+struct Caller<'a> {
+    server: &'a Server,
+    key: Option<String>,
+}
+
+impl Caller<'_> {
+    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        let mut request = self
+            .server
+            .client
+            .request(method, format!("{}{path}", self.server.base));
+        if let Some(key) = &self.key {
+            request = request.header("X-API-Key", key);
+        }
+        request
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        answer(self.request(reqwest::Method::GET, path).send())
+    }
+
+    fn delete(&self, path: &str) -> (u16, Value) {
+        answer(self.request(reqwest::Method::DELETE, path).send())
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer(self.request(reqwest::Method::POST, path).json(body).send())
+    }
+
+    /// `POST /sandbox/create?sandbox_type=docker`: the new id.
+    fn create(&self, config: &Value) -> String {
+        let (status, body) = self.post("/sandbox/create?sandbox_type=docker", config);
+        assert_eq!(status, 200, "create: {body}");
+        body["sandbox_id"].as_str().expect("sandbox_id").to_string()
+    }
+
+    fn execute(&self, id: &str, tool: &str, parameters: Value) -> (u16, Value) {
+        self.post(
+            "/sandbox/tool/execute",
+            &json!({"sandbox_id": id, "tool_name": tool, "parameters": parameters}),
+        )
+    }
+
+    fn pool_init(&self, size: usize, config: &Value) -> Vec<String> {
+        let (status, body) = self.post(
+            &format!("/pool/initialize?pool_size={size}&sandbox_type=docker"),
+            config,
+        );
+        assert_eq!(status, 200, "pool/initialize: {body}");
+        let ids: Vec<String> = body["sandbox_ids"]
+            .as_array()
+            .expect("sandbox_ids")
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), size, "{body}");
+        ids
+    }
+
+    fn pool_shell(&self, command: &str, wait: Option<f64>) -> (u16, Value) {
+        let wait = wait.map(|w| format!("&timeout={w}")).unwrap_or_default();
+        self.post(
+            &format!("/pool/execute?tool_name=shell_executor{wait}"),
+            &json!({ "command": command }),
+        )
+    }
+
+    fn ids(&self) -> Vec<String> {
+        let (status, body) = self.get("/sandboxes");
+        assert_eq!(status, 200, "{body}");
+        body.as_array()
+            .expect("an array")
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn stats(&self) -> Value {
+        let (status, body) = self.get("/stats");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+fn answer(response: reqwest::Result<Response>) -> (u16, Value) {
+    let response = response.expect("the server answers");
+    let status = response.status().as_u16();
+    let text = response.text().expect("a body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("HTTP {status}: body is not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// A config from the test image with `tools`, labelled as this test's.
+fn config(env: &TestEnv, tools: &[&str]) -> Value {
+    let tools: serde_json::Map<String, Value> =
+        tools.iter().map(|t| ((*t).to_string(), json!({}))).collect();
+    json!({
+        "image": test_image(),
+        "tools_config": tools,
+        "labels": { LABEL_KEY: env.run_label },
+    })
+}
+
+fn container_exists(id: &str) -> bool {
+    let out = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=enclave.id={id}"),
+    ]);
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+fn assert_ok_output(body: &Value, want: &str) {
+    assert_eq!(body["status"], "success", "{body}");
+    assert_eq!(body["output"].as_str().map(str::trim), Some(want), "{body}");
+}
+
+#[test]
+fn the_pool_serves_concurrent_callers_in_turn_and_times_out_a_waiter() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &[]);
+    let api = server.caller();
+    api.pool_init(2, &config(&env, &["shell_executor"]));
+    assert_eq!(api.stats()["pool_size"], 2);
+
+    // Five callers, two sandboxes: all served, three rounds of 0.3 s at least.
+    let started = Instant::now();
+    let results: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..5)
+            .map(|_| s.spawn(|| api.pool_shell("sleep 0.3; echo ok", None)))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+        assert_ok_output(body, "ok");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "5 calls of 0.3 s on 2 sandboxes took only {:?}",
+        started.elapsed()
+    );
+    assert_eq!(api.stats()["pool_size"], 2, "every member came back");
+
+    // Both busy for 3 s: a caller willing to wait 0.5 s gets 408, promptly.
+    std::thread::scope(|s| {
+        let busy: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| api.pool_shell("sleep 3; echo done", None)))
+            .collect();
+        poll_until("both members lent", 10, || api.stats()["pool_size"] == 0);
+        let asked = Instant::now();
+        let (status, body) = api.pool_shell("echo late", Some(0.5));
+        assert_eq!(status, 408, "{body}");
+        assert_eq!(
+            body["detail"],
+            "Timeout waiting for available sandbox from pool after 0.5s"
+        );
+        assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+        for call in busy {
+            let (status, body) = call.join().unwrap();
+            assert_eq!(status, 200, "{body}");
+            assert_ok_output(&body, "done");
+        }
+    });
+    // The timed-out waiter took nothing with it.
+    poll_until("both members free again", 10, || api.stats()["pool_size"] == 2);
+    let (status, body) = api.pool_shell("echo again", None);
+    assert_eq!((status, body["output"].as_str().map(str::trim)), (200, Some("again")));
+}
+
+#[test]
+fn an_empty_pool_answers_400_at_once() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &[]);
+    let api = server.caller();
+    let expect_empty = |what: &str| {
+        let asked = Instant::now();
+        let (status, body) = api.pool_shell("echo hi", Some(30.0));
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(
+            body["detail"], "Sandbox pool is empty, call initialize_pool first",
+            "{what}"
+        );
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{what}: waited {:?}",
+            asked.elapsed()
+        );
+    };
+    expect_empty("never initialised");
+
+    let ids = api.pool_init(1, &config(&env, &["shell_executor"]));
+    let (status, body) = api.delete(&format!("/sandbox/{}", ids[0]));
+    assert_eq!(status, 200, "{body}");
+    expect_empty("its only member deleted");
+    assert!(!container_exists(&ids[0]));
+}
+
+#[test]
+fn a_dead_pool_member_is_replaced() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &[]);
+    let api = server.caller();
+    let ids = api.pool_init(2, &config(&env, &["shell_executor"]));
+
+    // The least recently used member is removed behind the server's back: the next calls still
+    // succeed, and the pool is back to two, the dead one replaced rather than marked idle.
+    let out = docker(&["rm", "-f", &container_of(&ids[0])]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for n in 0..3 {
+        let (status, body) = api.pool_shell(&format!("echo call{n}"), Some(60.0));
+        assert_eq!(status, 200, "call {n}: {body}");
+        assert_ok_output(&body, &format!("call{n}"));
+    }
+    poll_until("the pool is back to two members", 60, || {
+        let stats = api.stats();
+        stats["pool_size"] == 2 && stats["pool_members"] == 2
+    });
+    let listed = api.ids();
+    assert!(!listed.contains(&ids[0]), "the dead member is still listed: {listed:?}");
+    assert!(listed.contains(&ids[1]), "{listed:?}");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+}
+
+/// The container id of a sandbox, from its SandboxInfo.
+fn container_of(id: &str) -> String {
+    let out = docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=enclave.id={id}"),
+    ]);
+    let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!found.is_empty(), "no container for `{id}`");
+    found
+}
+
+#[test]
+fn sandboxes_past_their_ttl_are_reaped() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &["--ttl", "2", "--cleanup-interval", "1"]);
+    let api = server.caller();
+    let id = api.create(&config(&env, &["shell_executor"]));
+    let (status, body) = api.get(&format!("/sandbox/{id}"));
+    assert_eq!(status, 200, "{body}");
+    assert!(container_exists(&id));
+    poll_until("the sandbox is reaped", 15, || {
+        api.get(&format!("/sandbox/{id}")).0 == 404
+    });
+    poll_until("its container is removed", 10, || !container_exists(&id));
+}
+
+#[test]
+fn a_restarted_server_adopts_what_it_made() {
+    let env = TestEnv::new();
+    let cfg = config(&env, &["shell_executor"]);
+    let mut first = Server::start(&env, &[]);
+    let id = first.caller().create(&cfg);
+    let pooled = first.caller().pool_init(1, &cfg);
+    first.stop();
+    assert!(container_exists(&id), "SIGTERM must leave sandboxes for the next run");
+
+    let second = Server::start(&env, &[]);
+    let api = second.caller();
+    let listed = api.ids();
+    assert!(listed.contains(&id), "{listed:?}");
+    assert!(listed.contains(&pooled[0]), "{listed:?}");
+    let (status, body) = api.get(&format!("/sandbox/{id}"));
+    assert_eq!((status, body["status"].as_str()), (200, Some("running")), "{body}");
+    let (status, body) = api.execute(&id, "shell_executor", json!({"command": "echo back"}));
+    assert_eq!(status, 200, "{body}");
+    assert_ok_output(&body, "back");
+    // The pooled one is back in its pool, usable without initialising again.
+    let (status, body) = api.pool_shell("echo pooled", Some(10.0));
+    assert_eq!(status, 200, "{body}");
+    assert_ok_output(&body, "pooled");
+}
+
+#[test]
+fn tenants_see_and_touch_only_their_own_sandboxes() {
+    let env = TestEnv::new();
+    let keys = env.state_dir.path().join("keys");
+    std::fs::write(&keys, "# tenants\nalice:key-a\nbob:key-b\nroot:key-r:admin\n").unwrap();
+    let server = Server::start(&env, &["--api-keys-file", keys.to_str().unwrap()]);
+    let (alice, bob, root) = (
+        server.as_key("key-a"),
+        server.as_key("key-b"),
+        server.as_key("key-r"),
+    );
+    let cfg = config(&env, &["shell_executor"]);
+    let a = alice.create(&cfg);
+    let b = bob.create(&cfg);
+
+    assert_eq!(alice.ids(), [a.clone()]);
+    assert_eq!(bob.ids(), [b.clone()]);
+    let mut all = root.ids();
+    all.sort();
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(all, both, "an admin sees every tenant's");
+
+    // Alice's sandbox does not exist for Bob, whatever he tries.
+    let not_found = |(status, body): (u16, Value), what: &str| {
+        assert_eq!(status, 404, "{what}: {body}");
+    };
+    not_found(bob.get(&format!("/sandbox/{a}")), "get");
+    not_found(bob.get(&format!("/sandbox/{a}/tools")), "tools");
+    not_found(
+        bob.execute(&a, "shell_executor", json!({"command": "echo pwned"})),
+        "execute",
+    );
+    not_found(bob.post(&format!("/sandbox/{a}/stop"), &json!({})), "stop");
+    not_found(bob.delete(&format!("/sandbox/{a}")), "delete");
+    not_found(bob.get(&format!("/v1/sandboxes/{a}")), "v1 get");
+    not_found(bob.get(&format!("/v1/sandboxes/{}", &a[..4])), "v1 prefix");
+    assert!(container_exists(&a));
+
+    // Alice's sandbox still works for her; the admin may use and remove it.
+    let (status, body) = alice.execute(&a, "shell_executor", json!({"command": "echo mine"}));
+    assert_eq!(status, 200, "{body}");
+    assert_ok_output(&body, "mine");
+    assert_eq!(bob.stats()["total_sandboxes"], 1);
+    let (status, body) = root.delete(&format!("/sandbox/{a}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(alice.ids(), Vec::<String>::new());
+    let (status, body) = bob.delete(&format!("/sandbox/{b}"));
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn the_policy_refuses_each_risky_field_by_name() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &["--max-sandboxes", "1"]);
+    let api = server.caller();
+    let base = config(&env, &["shell_executor"]);
+    let with = |extra: Value| {
+        let mut config = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        config
+    };
+    let cases = [
+        (json!({"privileged": true}), "privileged"),
+        (json!({"volumes": {"/": {"bind": "/host", "mode": "rw"}}}), "volumes"),
+        (json!({"network": "host"}), "network"),
+        (json!({"ports": {"80/tcp": ["0.0.0.0", 8080]}}), "ports"),
+        (json!({"memory_limit": "512g"}), "memory_limit"),
+        (json!({"cpu_limit": 64}), "cpu_limit"),
+        (json!({"pids_limit": 0}), "pids_limit"),
+    ];
+    for (extra, field) in cases {
+        let (status, body) = api.post("/v1/sandboxes", &json!({"config": with(extra.clone())}));
+        assert_eq!(status, 400, "{extra}: {body}");
+        assert_eq!(body["error"]["kind"], "policy", "{extra}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.starts_with(&format!("{field}: ")), "{extra}: {detail}");
+        // ms-enclave's route says the same, in its words.
+        let (status, body) = api.post("/sandbox/create?sandbox_type=docker", &with(extra.clone()));
+        assert_eq!(status, 400, "{extra}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(&format!("{field}: ")), "{extra}: {detail}");
+    }
+    assert!(env.containers().is_empty(), "a refused config made a container");
+
+    // One sandbox per caller on this server: the second is refused, naming the cap.
+    api.create(&base);
+    let (status, body) = api.post("/v1/sandboxes", &json!({"config": base}));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap_or_default().starts_with("max_sandboxes: "),
+        "{body}"
+    );
+    assert_eq!(env.containers().len(), 1);
+}
