@@ -33,9 +33,7 @@ use crate::model::{
     NoProgress, OutputSink, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType, ToolResult,
 };
 use pool::{Pools, Refusal};
-use registry::{
-    secs_label, Entry, Registry, LABEL_IDLE, LABEL_POOL, LABEL_TENANT, LABEL_TTL,
-};
+use registry::{secs_label, Entry, Registry, LABEL_IDLE, LABEL_POOL, LABEL_TENANT, LABEL_TTL};
 
 /// Who is calling: the tenant its API key names, and whether it may see every tenant's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +212,9 @@ fn release_slot(registry: &mut Registry, tenant: &str) {
 enum Verdict {
     Fine,
     /// It failed in a way a dead sandbox would explain: worth one look at the engine.
-    Suspect { ran: bool },
+    Suspect {
+        ran: bool,
+    },
     /// The manager said the sandbox is gone.
     Gone,
 }
@@ -374,9 +374,7 @@ impl Service {
 
     fn reserve(&self, tenant: &str) -> Result<Reservation<'_>> {
         let mut registry = self.lock();
-        self.options
-            .policy
-            .check_count(registry.count(tenant), 1)?;
+        self.options.policy.check_count(registry.count(tenant), 1)?;
         *registry.creating.entry(tenant.to_string()).or_default() += 1;
         Ok(Reservation {
             service: self,
@@ -832,7 +830,9 @@ impl Service {
             for entry in registry.entries.values().filter(|e| caller.sees(e)) {
                 total += 1;
                 *statuses.entry(entry.status.as_str()).or_default() += 1;
-                *types.entry(entry.sandbox.sandbox_type.as_str()).or_default() += 1;
+                *types
+                    .entry(entry.sandbox.sandbox_type.as_str())
+                    .or_default() += 1;
             }
         }
         let pool = self.pools.stats(&caller.tenant);

@@ -283,7 +283,11 @@ mod tests {
     fn each_refusal_names_its_field() {
         let policy = Policy::default();
         let cases = [
-            (json!({"privileged": true}), "privileged", "--allow-privileged"),
+            (
+                json!({"privileged": true}),
+                "privileged",
+                "--allow-privileged",
+            ),
             (
                 json!({"volumes": {"/": {"bind": "/host"}}}),
                 "volumes",
@@ -300,7 +304,11 @@ mod tests {
                 "ports",
                 "0.0.0.0",
             ),
-            (json!({"ports": {"80/tcp": ":8080"}}), "ports", "every address"),
+            (
+                json!({"ports": {"80/tcp": ":8080"}}),
+                "ports",
+                "every address",
+            ),
             (json!({"memory_limit": "64g"}), "memory_limit", "8g"),
             (json!({"cpu_limit": 16}), "cpu_limit", "--max-cpus"),
             (json!({"pids_limit": 0}), "pids_limit", "unlimited"),

@@ -90,7 +90,10 @@ pub(super) struct Pools {
 
 impl Pools {
     fn with<T>(&self, tenant: &str, f: impl FnOnce(&mut Pool) -> T) -> T {
-        let mut pools = self.pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(pools.entry(tenant.to_string()).or_default())
     }
 

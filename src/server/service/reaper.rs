@@ -52,11 +52,12 @@ impl Service {
             if entry.registered > listed_at || entry.status == SandboxStatus::Error {
                 continue;
             }
-            let now = found.get(&entry.sandbox.id).map_or(SandboxStatus::Gone, |s| s.status);
+            let now = found
+                .get(&entry.sandbox.id)
+                .map_or(SandboxStatus::Gone, |s| s.status);
             // Only news of death or a stop; a stopped sandbox someone started again stays
             // stopped here (the server stopped it, or saw it stopped).
-            if now == SandboxStatus::Running || !(entry.is_active() || now == SandboxStatus::Gone)
-            {
+            if now == SandboxStatus::Running || !(entry.is_active() || now == SandboxStatus::Gone) {
                 continue;
             }
             entry.sandbox.status = now;

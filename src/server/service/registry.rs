@@ -89,9 +89,8 @@ impl Entry {
 
     pub(super) fn expired(&self, now: DateTime<Utc>) -> bool {
         let created = self.info.created_at;
-        self.ttl.is_some_and(|ttl| {
-            chrono::Duration::from_std(ttl).is_ok_and(|ttl| now - created > ttl)
-        })
+        self.ttl
+            .is_some_and(|ttl| chrono::Duration::from_std(ttl).is_ok_and(|ttl| now - created > ttl))
     }
 
     /// Unused for longer than its idle timeout. Free pool members wait by design: exempt.
@@ -231,7 +230,10 @@ mod tests {
 
     #[test]
     fn lifetimes_come_from_labels() {
-        let e = entry(&[(LABEL_TTL, "2"), (LABEL_IDLE, "1.5"), (LABEL_POOL, "1")], 0);
+        let e = entry(
+            &[(LABEL_TTL, "2"), (LABEL_IDLE, "1.5"), (LABEL_POOL, "1")],
+            0,
+        );
         assert_eq!(e.ttl, Some(Duration::from_secs(2)));
         assert_eq!(e.idle_timeout, Some(Duration::from_millis(1500)));
         assert!(e.pooled);

@@ -2,160 +2,49 @@
 //! engine: the pool (fair, bounded, self-healing), TTL reaping, re-adoption after a restart,
 //! tenant isolation and the policy.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::Child;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::blocking::RequestBuilder;
 use serde_json::{json, Value};
 
-use crate::common::{docker, poll_until, send_signal, spawn, test_image, TestEnv, LABEL_KEY};
+use super::{call, config, Server};
+use crate::common::{docker, poll_until, TestEnv};
 
-/// A running `enclave server --port 0`, stopped with SIGTERM when dropped (its sandboxes stay,
-/// as a server's do; the `TestEnv` removes them).
-struct Server {
-    child: Option<Child>,
-    base: String,
-    key: Option<String>,
-    client: Client,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(env: &TestEnv, flags: &[&str]) -> Server {
-        let mut args = vec!["server", "--port", "0"];
-        args.extend_from_slice(flags);
-        let mut child = spawn(env, &args);
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            // Reads stderr to its end, so the server never blocks writing its logs.
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stderr);
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                    if let Some(at) = line.find("listening on ") {
-                        let _ = tx.send(line[at + "listening on ".len()..].trim().to_string());
-                    }
-                    log.lock().unwrap().push_str(&line);
-                    line.clear();
-                }
-            });
-        }
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let mut out = String::new();
-                if let Some(mut s) = child.stdout.take() {
-                    let _ = s.read_to_string(&mut out);
-                }
-                panic!(
-                    "the server did not say where it listens\nstderr: {}\nstdout: {out}",
-                    log.lock().unwrap()
-                );
-            }
-        };
-        Server {
-            child: Some(child),
-            base,
-            key: None,
-            client: Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .unwrap(),
-            log,
-        }
-    }
-
-    /// The same server, called with another API key.
-    fn as_key(&self, key: &str) -> Caller<'_> {
-        Caller {
-            server: self,
-            key: Some(key.to_string()),
-        }
-    }
-
-    fn caller(&self) -> Caller<'_> {
-        Caller {
-            server: self,
-            key: self.key.clone(),
-        }
-    }
-
-    /// Stops it with SIGTERM and waits for it to exit (0).
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        send_signal(child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "the server exited {status}\n{}",
-                    self.log.lock().unwrap()
-                );
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "the server ignored SIGTERM for 30s\n{}",
-                    self.log.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            send_signal(child.id(), "TERM");
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Requests as one API key (or none).
-struct Caller<'a> {
+/// Calls to one server as one API key (or none).
+struct Api<'a> {
     server: &'a Server,
-    key: Option<String>,
+    key: Option<&'a str>,
 }
 
-impl Caller<'_> {
-    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
-        let mut request = self
-            .server
-            .client
-            .request(method, format!("{}{path}", self.server.base));
-        if let Some(key) = &self.key {
-            request = request.header("X-API-Key", key);
-        }
-        request
+fn api(server: &Server) -> Api<'_> {
+    Api { server, key: None }
+}
+
+fn as_key<'a>(server: &'a Server, key: &'a str) -> Api<'a> {
+    Api {
+        server,
+        key: Some(key),
+    }
+}
+
+impl Api<'_> {
+    fn send(&self, rb: RequestBuilder) -> (u16, Value) {
+        call(match self.key {
+            Some(key) => rb.header("X-API-Key", key),
+            None => rb,
+        })
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        answer(self.request(reqwest::Method::GET, path).send())
+        self.send(self.server.get(path))
     }
 
     fn delete(&self, path: &str) -> (u16, Value) {
-        answer(self.request(reqwest::Method::DELETE, path).send())
+        self.send(self.server.delete(path))
     }
 
     fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        answer(self.request(reqwest::Method::POST, path).json(body).send())
+        self.send(self.server.post(path).json(body))
     }
 
     /// `POST /sandbox/create?sandbox_type=docker`: the new id.
@@ -213,33 +102,8 @@ impl Caller<'_> {
     }
 }
 
-fn answer(response: reqwest::Result<Response>) -> (u16, Value) {
-    let response = response.expect("the server answers");
-    let status = response.status().as_u16();
-    let text = response.text().expect("a body");
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("HTTP {status}: body is not JSON ({e}): {text}"));
-    (status, body)
-}
-
-/// A config from the test image with `tools`, labelled as this test's.
-fn config(env: &TestEnv, tools: &[&str]) -> Value {
-    let tools: serde_json::Map<String, Value> =
-        tools.iter().map(|t| ((*t).to_string(), json!({}))).collect();
-    json!({
-        "image": test_image(),
-        "tools_config": tools,
-        "labels": { LABEL_KEY: env.run_label },
-    })
-}
-
 fn container_exists(id: &str) -> bool {
-    let out = docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=enclave.id={id}"),
-    ]);
+    let out = docker(&["ps", "-aq", "--filter", &format!("label=enclave.id={id}")]);
     !String::from_utf8_lossy(&out.stdout).trim().is_empty()
 }
 
@@ -252,7 +116,7 @@ fn assert_ok_output(body: &Value, want: &str) {
 fn the_pool_serves_concurrent_callers_in_turn_and_times_out_a_waiter() {
     let env = TestEnv::new();
     let server = Server::start(&env, &[]);
-    let api = server.caller();
+    let api = api(&server);
     api.pool_init(2, &config(&env, &["shell_executor"]));
     assert_eq!(api.stats()["pool_size"], 2);
 
@@ -288,7 +152,11 @@ fn the_pool_serves_concurrent_callers_in_turn_and_times_out_a_waiter() {
             body["detail"],
             "Timeout waiting for available sandbox from pool after 0.5s"
         );
-        assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
         for call in busy {
             let (status, body) = call.join().unwrap();
             assert_eq!(status, 200, "{body}");
@@ -296,16 +164,21 @@ fn the_pool_serves_concurrent_callers_in_turn_and_times_out_a_waiter() {
         }
     });
     // The timed-out waiter took nothing with it.
-    poll_until("both members free again", 10, || api.stats()["pool_size"] == 2);
+    poll_until("both members free again", 10, || {
+        api.stats()["pool_size"] == 2
+    });
     let (status, body) = api.pool_shell("echo again", None);
-    assert_eq!((status, body["output"].as_str().map(str::trim)), (200, Some("again")));
+    assert_eq!(
+        (status, body["output"].as_str().map(str::trim)),
+        (200, Some("again"))
+    );
 }
 
 #[test]
 fn an_empty_pool_answers_400_at_once() {
     let env = TestEnv::new();
     let server = Server::start(&env, &[]);
-    let api = server.caller();
+    let api = api(&server);
     let expect_empty = |what: &str| {
         let asked = Instant::now();
         let (status, body) = api.pool_shell("echo hi", Some(30.0));
@@ -333,13 +206,17 @@ fn an_empty_pool_answers_400_at_once() {
 fn a_dead_pool_member_is_replaced() {
     let env = TestEnv::new();
     let server = Server::start(&env, &[]);
-    let api = server.caller();
+    let api = api(&server);
     let ids = api.pool_init(2, &config(&env, &["shell_executor"]));
 
     // The least recently used member is removed behind the server's back: the next calls still
     // succeed, and the pool is back to two, the dead one replaced rather than marked idle.
     let out = docker(&["rm", "-f", &container_of(&ids[0])]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for n in 0..3 {
         let (status, body) = api.pool_shell(&format!("echo call{n}"), Some(60.0));
         assert_eq!(status, 200, "call {n}: {body}");
@@ -350,7 +227,10 @@ fn a_dead_pool_member_is_replaced() {
         stats["pool_size"] == 2 && stats["pool_members"] == 2
     });
     let listed = api.ids();
-    assert!(!listed.contains(&ids[0]), "the dead member is still listed: {listed:?}");
+    assert!(
+        !listed.contains(&ids[0]),
+        "the dead member is still listed: {listed:?}"
+    );
     assert!(listed.contains(&ids[1]), "{listed:?}");
     assert_eq!(listed.len(), 2, "{listed:?}");
 }
@@ -373,7 +253,7 @@ fn container_of(id: &str) -> String {
 fn sandboxes_past_their_ttl_are_reaped() {
     let env = TestEnv::new();
     let server = Server::start(&env, &["--ttl", "2", "--cleanup-interval", "1"]);
-    let api = server.caller();
+    let api = api(&server);
     let id = api.create(&config(&env, &["shell_executor"]));
     let (status, body) = api.get(&format!("/sandbox/{id}"));
     assert_eq!(status, 200, "{body}");
@@ -389,18 +269,26 @@ fn a_restarted_server_adopts_what_it_made() {
     let env = TestEnv::new();
     let cfg = config(&env, &["shell_executor"]);
     let mut first = Server::start(&env, &[]);
-    let id = first.caller().create(&cfg);
-    let pooled = first.caller().pool_init(1, &cfg);
-    first.stop();
-    assert!(container_exists(&id), "SIGTERM must leave sandboxes for the next run");
+    let id = api(&first).create(&cfg);
+    let pooled = api(&first).pool_init(1, &cfg);
+    let exit = first.terminate(30);
+    assert!(exit.success(), "{exit}\n{}", first.log());
+    assert!(
+        container_exists(&id),
+        "SIGTERM must leave sandboxes for the next run"
+    );
 
     let second = Server::start(&env, &[]);
-    let api = second.caller();
+    let api = api(&second);
     let listed = api.ids();
     assert!(listed.contains(&id), "{listed:?}");
     assert!(listed.contains(&pooled[0]), "{listed:?}");
     let (status, body) = api.get(&format!("/sandbox/{id}"));
-    assert_eq!((status, body["status"].as_str()), (200, Some("running")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("running")),
+        "{body}"
+    );
     let (status, body) = api.execute(&id, "shell_executor", json!({"command": "echo back"}));
     assert_eq!(status, 200, "{body}");
     assert_ok_output(&body, "back");
@@ -414,19 +302,23 @@ fn a_restarted_server_adopts_what_it_made() {
 fn tenants_see_and_touch_only_their_own_sandboxes() {
     let env = TestEnv::new();
     let keys = env.state_dir.path().join("keys");
-    std::fs::write(&keys, "# tenants\nalice:key-a\nbob:key-b\nroot:key-r:admin\n").unwrap();
+    std::fs::write(
+        &keys,
+        "# tenants\nalice:key-a\nbob:key-b\nroot:key-r:admin\n",
+    )
+    .unwrap();
     let server = Server::start(&env, &["--api-keys-file", keys.to_str().unwrap()]);
     let (alice, bob, root) = (
-        server.as_key("key-a"),
-        server.as_key("key-b"),
-        server.as_key("key-r"),
+        as_key(&server, "key-a"),
+        as_key(&server, "key-b"),
+        as_key(&server, "key-r"),
     );
     let cfg = config(&env, &["shell_executor"]);
     let a = alice.create(&cfg);
     let b = bob.create(&cfg);
 
-    assert_eq!(alice.ids(), [a.clone()]);
-    assert_eq!(bob.ids(), [b.clone()]);
+    assert_eq!(alice.ids(), std::slice::from_ref(&a));
+    assert_eq!(bob.ids(), std::slice::from_ref(&b));
     let mut all = root.ids();
     all.sort();
     let mut both = vec![a.clone(), b.clone()];
@@ -465,7 +357,7 @@ fn tenants_see_and_touch_only_their_own_sandboxes() {
 fn the_policy_refuses_each_risky_field_by_name() {
     let env = TestEnv::new();
     let server = Server::start(&env, &["--max-sandboxes", "1"]);
-    let api = server.caller();
+    let api = api(&server);
     let base = config(&env, &["shell_executor"]);
     let with = |extra: Value| {
         let mut config = base.clone();
@@ -476,7 +368,10 @@ fn the_policy_refuses_each_risky_field_by_name() {
     };
     let cases = [
         (json!({"privileged": true}), "privileged"),
-        (json!({"volumes": {"/": {"bind": "/host", "mode": "rw"}}}), "volumes"),
+        (
+            json!({"volumes": {"/": {"bind": "/host", "mode": "rw"}}}),
+            "volumes",
+        ),
         (json!({"network": "host"}), "network"),
         (json!({"ports": {"80/tcp": ["0.0.0.0", 8080]}}), "ports"),
         (json!({"memory_limit": "512g"}), "memory_limit"),
@@ -488,21 +383,30 @@ fn the_policy_refuses_each_risky_field_by_name() {
         assert_eq!(status, 400, "{extra}: {body}");
         assert_eq!(body["error"]["kind"], "policy", "{extra}: {body}");
         let detail = body["detail"].as_str().unwrap_or_default();
-        assert!(detail.starts_with(&format!("{field}: ")), "{extra}: {detail}");
+        assert!(
+            detail.starts_with(&format!("{field}: ")),
+            "{extra}: {detail}"
+        );
         // ms-enclave's route says the same, in its words.
         let (status, body) = api.post("/sandbox/create?sandbox_type=docker", &with(extra.clone()));
         assert_eq!(status, 400, "{extra}: {body}");
         let detail = body["detail"].as_str().unwrap_or_default();
         assert!(detail.contains(&format!("{field}: ")), "{extra}: {detail}");
     }
-    assert!(env.containers().is_empty(), "a refused config made a container");
+    assert!(
+        env.containers().is_empty(),
+        "a refused config made a container"
+    );
 
     // One sandbox per caller on this server: the second is refused, naming the cap.
     api.create(&base);
     let (status, body) = api.post("/v1/sandboxes", &json!({"config": base}));
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["detail"].as_str().unwrap_or_default().starts_with("max_sandboxes: "),
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("max_sandboxes: "),
         "{body}"
     );
     assert_eq!(env.containers().len(), 1);
