@@ -4,7 +4,12 @@
 //!
 //! Every sandbox belongs to a tenant (`Caller::tenant`, label `enclave.tenant`); a caller sees
 //! and uses only its own unless it is an admin, and anyone else's sandbox is `not found`.
-//! Reads and calls make no extra engine round trip: the stored `Sandbox` goes to the manager.
+//! Reads and calls make no extra engine round trip: the stored `Sandbox` goes to the manager;
+//! only a failed call that a dead sandbox would explain costs one look at the engine.
+//!
+//! Beyond the API first agreed: `ServiceOptions: Default`, `ServiceError::{kind, hint,
+//! report_of}` for the HTTP layer, and `Policy::allow_named_volumes` (named volumes are shared by
+//! every tenant that names them, so they are refused by default).
 
 mod policy;
 mod pool;
@@ -820,7 +825,7 @@ impl Service {
     }
 
     /// ms-enclave's local stats (reference §4.3) for the caller's sandboxes (every tenant's
-    /// for an admin) and pool, plus enclave's own keys. Statuses in enclave's words.
+    /// for an admin) and pool, plus enclave's own keys. Statuses in ms-enclave's words.
     pub(crate) fn stats(&self, caller: &Caller) -> Value {
         let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
         let mut types: BTreeMap<&str, usize> = BTreeMap::new();
@@ -829,7 +834,7 @@ impl Service {
             let registry = self.lock();
             for entry in registry.entries.values().filter(|e| caller.sees(e)) {
                 total += 1;
-                *statuses.entry(entry.status.as_str()).or_default() += 1;
+                *statuses.entry(compat_status(entry.status)).or_default() += 1;
                 *types
                     .entry(entry.sandbox.sandbox_type.as_str())
                     .or_default() += 1;

@@ -265,6 +265,29 @@ fn sandboxes_past_their_ttl_are_reaped() {
 }
 
 #[test]
+fn an_idle_sandbox_is_reaped_but_never_one_in_use() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &["--idle-timeout", "2", "--cleanup-interval", "1"]);
+    let api = api(&server);
+    let id = api.create(&config(&env, &["shell_executor"]));
+    // A call longer than the idle timeout: the reaper leaves it alone while it runs...
+    let (status, body) = api.execute(
+        &id,
+        "shell_executor",
+        json!({"command": "sleep 4; echo survived"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_ok_output(&body, "survived");
+    // ...and the idle clock starts again when it ends.
+    let (status, body) = api.get(&format!("/sandbox/{id}"));
+    assert_eq!(status, 200, "reaped right after its call: {body}");
+    poll_until("the idle sandbox is reaped", 15, || {
+        api.get(&format!("/sandbox/{id}")).0 == 404
+    });
+    poll_until("its container is removed", 10, || !container_exists(&id));
+}
+
+#[test]
 fn a_restarted_server_adopts_what_it_made() {
     let env = TestEnv::new();
     let cfg = config(&env, &["shell_executor"]);
@@ -296,6 +319,25 @@ fn a_restarted_server_adopts_what_it_made() {
     let (status, body) = api.pool_shell("echo pooled", Some(10.0));
     assert_eq!(status, 200, "{body}");
     assert_ok_output(&body, "pooled");
+}
+
+#[test]
+fn cleanup_on_exit_removes_every_sandbox() {
+    let env = TestEnv::new();
+    let mut server = Server::start(&env, &["--cleanup-on-exit"]);
+    let cfg = config(&env, &["shell_executor"]);
+    let id = api(&server).create(&cfg);
+    let pooled = api(&server).pool_init(1, &cfg);
+    let exit = server.terminate(60);
+    assert!(exit.success(), "{exit}\n{}", server.log());
+    assert!(!container_exists(&id), "`{id}` outlived the server");
+    assert!(
+        !container_exists(&pooled[0]),
+        "pool member outlived the server"
+    );
+    // Nothing left to adopt either.
+    let again = Server::start(&env, &[]);
+    assert_eq!(api(&again).ids(), Vec::<String>::new());
 }
 
 #[test]
