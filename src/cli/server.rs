@@ -320,7 +320,10 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Ctx) -> Result<u8> {
         LogFormat::Json => logger.note("info", &format!("listening on {url}")),
     }
     if ctx.output.json {
-        ctx.output.json(&json!({ "listening": url })).await?;
+        // One line, so a script can read it before the server's first request.
+        ctx.output
+            .line(&json!({ "listening": url }).to_string())
+            .await?;
     }
     let served = http::serve(listener, app, ctx.cancel.clone(), args.shutdown_grace).await;
     logger.note(

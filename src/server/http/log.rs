@@ -15,7 +15,7 @@ use super::AppState;
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum LogFormat {
-    /// `2026-01-02T03:04:05.678Z POST /sandbox/create 200 412.1ms`
+    /// One line: time, method, path, status, duration
     Text,
     /// One JSON object a line
     Json,
