@@ -10,6 +10,7 @@ mod rm;
 mod run;
 mod run_tool;
 mod sandbox_args;
+mod server;
 mod tools;
 
 use std::ffi::OsString;
@@ -79,6 +80,8 @@ pub(crate) enum Command {
     /// Remove sandboxes (their containers are killed at once)
     #[command(visible_alias = "remove")]
     Rm(rm::RmArgs),
+    /// Serve the HTTP API (ms-enclave's, and enclave's own) over the local engine
+    Server(server::ServerArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }
@@ -90,7 +93,11 @@ impl Command {
     fn cleans_up(&self) -> bool {
         matches!(
             self,
-            Command::Create(_) | Command::Exec(_) | Command::Run(_) | Command::RunTool(_)
+            Command::Create(_)
+                | Command::Exec(_)
+                | Command::Run(_)
+                | Command::RunTool(_)
+                | Command::Server(_)
         )
     }
 }
@@ -149,10 +156,7 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
     };
     let g = &cli.global;
     let output = Output::new(g.json, g.quiet, g.verbose, g.color);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             output.error(&anyhow::Error::new(e).context("starting the async runtime"));
@@ -187,6 +191,20 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
     // wait for it.
     runtime.shutdown_background();
     ExitCode::from(finish(result, &ctx.output))
+}
+
+/// One thread for a command; a few for the server, which serves many callers at once (two
+/// workers keep it lean: its work is waiting on the engine).
+fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    match command {
+        Command::Server(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
 }
 
 /// Cancels `ctx.cancel` at the first SIGINT, SIGTERM or SIGHUP, and the returned token at the
@@ -275,6 +293,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<u8> {
         Command::RunTool(args) => run_tool::run(args, ctx).await,
         Command::Tools(args) => tools::run(args, ctx).await,
         Command::Rm(args) => rm::run(args, ctx).await,
+        Command::Server(args) => server::run(args, ctx).await,
         Command::Completions(args) => completions::run(args),
     }
 }

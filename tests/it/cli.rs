@@ -26,6 +26,7 @@ fn help_text_snapshots() {
         "run-tool",
         "tools",
         "rm",
+        "server",
         "completions",
     ] {
         insta::assert_snapshot!(format!("help_{command}"), help(&[command]));

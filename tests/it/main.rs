@@ -8,4 +8,5 @@ mod common;
 mod edges;
 mod lifecycle;
 mod messages;
+mod server;
 mod tools;
