@@ -5,7 +5,9 @@
 
 mod cli;
 mod common;
+mod cp;
 mod edges;
 mod lifecycle;
 mod messages;
+mod remote;
 mod tools;
