@@ -19,6 +19,9 @@ _enclave() {
             enclave,completions)
                 cmd="enclave__subcmd__completions"
                 ;;
+            enclave,cp)
+                cmd="enclave__subcmd__cp"
+                ;;
             enclave,create)
                 cmd="enclave__subcmd__create"
                 ;;
@@ -49,11 +52,17 @@ _enclave() {
             enclave,run-tool)
                 cmd="enclave__subcmd__run__subcmd__tool"
                 ;;
+            enclave,stop)
+                cmd="enclave__subcmd__stop"
+                ;;
             enclave,tools)
                 cmd="enclave__subcmd__tools"
                 ;;
             enclave__subcmd__help,completions)
                 cmd="enclave__subcmd__help__subcmd__completions"
+                ;;
+            enclave__subcmd__help,cp)
+                cmd="enclave__subcmd__help__subcmd__cp"
                 ;;
             enclave__subcmd__help,create)
                 cmd="enclave__subcmd__help__subcmd__create"
@@ -79,6 +88,9 @@ _enclave() {
             enclave__subcmd__help,run-tool)
                 cmd="enclave__subcmd__help__subcmd__run__subcmd__tool"
                 ;;
+            enclave__subcmd__help,stop)
+                cmd="enclave__subcmd__help__subcmd__stop"
+                ;;
             enclave__subcmd__help,tools)
                 cmd="enclave__subcmd__help__subcmd__tools"
                 ;;
@@ -89,7 +101,7 @@ _enclave() {
 
     case "${cmd}" in
         enclave)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version create ls ps inspect exec run run-tool tools rm remove completions help"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version create ls ps inspect exec run run-tool tools rm remove stop cp completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,6 +109,14 @@ _enclave() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -107,7 +127,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__completions)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version bash elvish fish powershell zsh"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -115,6 +135,40 @@ _enclave() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__cp)
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -125,7 +179,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__create)
-            opts="-e -p -w -q -v -h -V --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --json --color --quiet --verbose --help --version"
+            opts="-e -p -w -q -v -h -V --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -195,6 +249,14 @@ _enclave() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -203,7 +265,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__exec)
-            opts="-t -i -e -w -q -v -h -V --timeout --interactive --env --workdir --json --color --quiet --verbose --help --version"
+            opts="-t -i -e -w -q -v -h -V --timeout --interactive --env --workdir --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,6 +299,14 @@ _enclave() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -245,7 +315,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__help)
-            opts="create ls inspect exec run run-tool tools rm completions help"
+            opts="create ls inspect exec run run-tool tools rm stop cp completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,6 +329,20 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__help__subcmd__cp)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -384,6 +468,20 @@ _enclave() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        enclave__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         enclave__subcmd__help__subcmd__tools)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -399,7 +497,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__inspect)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,6 +505,14 @@ _enclave() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -417,7 +523,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__ls)
-            opts="-a -q -v -h -V --all --json --color --quiet --verbose --help --version"
+            opts="-a -q -v -h -V --all --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -425,6 +531,14 @@ _enclave() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -435,7 +549,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__rm)
-            opts="-q -v -h -V --all --json --color --quiet --verbose --help --version"
+            opts="-q -v -h -V --all --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,6 +557,14 @@ _enclave() {
             case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -453,7 +575,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__run)
-            opts="-e -p -w -t -i -q -v -h -V --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --timeout --interactive --json --color --quiet --verbose --help --version"
+            opts="-e -p -w -t -i -q -v -h -V --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --timeout --interactive --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -531,6 +653,14 @@ _enclave() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -539,7 +669,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__run__subcmd__tool)
-            opts="-t -q -v -h -V --arg --args --timeout --json --color --quiet --verbose --help --version"
+            opts="-t -q -v -h -V --arg --args --timeout --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -565,6 +695,40 @@ _enclave() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__stop)
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -573,7 +737,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__tools)
-            opts="-q -v -h -V --schema --json --color --quiet --verbose --help --version"
+            opts="-q -v -h -V --schema --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,6 +749,14 @@ _enclave() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
