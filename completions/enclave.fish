@@ -46,6 +46,7 @@ complete -c enclave -n "__fish_enclave_needs_command" -f -a "rm" -d 'Remove sand
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "remove" -d 'Remove sandboxes (their containers are killed at once)'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l image -d 'Image to run [default: python:3.11-slim]' -r
@@ -210,6 +211,43 @@ complete -c enclave -n "__fish_enclave_using_subcommand cp" -s q -l quiet -d 'Pr
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s h -l help -d 'Print help'
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l host -d 'Address to listen on; one other than loopback needs a key (or --insecure)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l port -d 'Port to listen on; 0 picks a free one (the `listening on` line says which)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l log-format -d 'Format of the request log on stderr' -r -f -a "text\t'`2026-01-02T03:04:05.678Z POST /sandbox/create 200 412.1ms`'
+json\t'One JSON object a line'"
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l shutdown-grace -d 'Seconds the calls under way may take to finish after SIGINT/SIGTERM' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l api-key -d 'The API key callers must send (`X-API-Key` header or `api_key` query)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l api-key-file -d 'Read the API key from this file (its first line)' -r -F
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l api-keys-file -d 'Several callers\' keys, one `name:key` or `name:key:admin` a line; each sees only its own sandboxes' -r -F
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l cors-origin -d 'A web origin whose pages may call the server, e.g. http://localhost:3000 (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-body -d 'Largest JSON request body, e.g. 1m' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-archive -d 'Largest archive upload, e.g. 512m' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l state-dir -d 'Where the server records its sandboxes [default: $ENCLAVE_STATE_DIR/server]' -r -F
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l cleanup-interval -d 'Seconds between sweeps that remove errored, expired and idle sandboxes' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l ttl -d 'Remove each sandbox this many seconds after it was created' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l idle-timeout -d 'Remove a sandbox unused for this many seconds' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l pool-size -d 'Sandboxes `/pool/initialize` makes when the request does not say' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l pool-wait -d 'Seconds `/pool/execute` waits for a free sandbox when the request does not say' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-mount -d 'Allow bind mounts of host paths under this prefix (repeatable)' -r -F
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-network -d 'Allow this Docker network besides bridge and none (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-memory -d 'Largest `memory_limit` a sandbox may have, e.g. 4g [default: 8g]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-cpus -d 'Most CPUs a sandbox may have [default: 4]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-pids -d 'Largest `pids_limit` a sandbox may have [default: 4096]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-sandboxes -d 'Most sandboxes one caller may have at once [default: 100]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l cleanup-on-exit -d 'Remove every sandbox on exit (ms-enclave\'s behaviour); by default they stay for the next run'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l insecure -d 'Allow listening on a non-loopback address without any key'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-privileged -d 'Allow `privileged: true`'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-named-volumes -d 'Allow Docker named volumes (shared by every caller that names them)'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-public-ports -d 'Allow ports published on addresses other than loopback'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c enclave -n "__fish_enclave_using_subcommand server" -s V -l version -d 'Print version'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -220,15 +258,16 @@ complete -c enclave -n "__fish_enclave_using_subcommand completions" -s q -l qui
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "create" -d 'Create a sandbox and print its id'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "ls" -d 'List sandboxes'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "run-tool" -d 'Call a sandbox\'s tool; prints its output, exits with its status'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "create" -d 'Create a sandbox and print its id'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "ls" -d 'List sandboxes'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "run-tool" -d 'Call a sandbox\'s tool; prints its output, exits with its status'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -9,6 +9,7 @@ pub mod error;
 pub mod manager;
 pub mod model;
 mod output;
+mod server;
 pub mod state;
 mod tools;
 

@@ -11,6 +11,7 @@ mod rm;
 mod run;
 mod run_tool;
 mod sandbox_args;
+mod server;
 mod stop;
 mod tools;
 
@@ -92,6 +93,8 @@ pub(crate) enum Command {
     Stop(stop::StopArgs),
     /// Copy files and directories between this machine and a sandbox
     Cp(cp::CpArgs),
+    /// Serve the HTTP API (ms-enclave's, and enclave's own) over the local engine
+    Server(server::ServerArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }
@@ -103,7 +106,11 @@ impl Command {
     fn cleans_up(&self) -> bool {
         matches!(
             self,
-            Command::Create(_) | Command::Exec(_) | Command::Run(_) | Command::RunTool(_)
+            Command::Create(_)
+                | Command::Exec(_)
+                | Command::Run(_)
+                | Command::RunTool(_)
+                | Command::Server(_)
         )
     }
 }
@@ -199,10 +206,7 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
     };
     let g = &cli.global;
     let output = Output::new(g.json, g.quiet, g.verbose, g.color);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             output.error(&anyhow::Error::new(e).context("starting the async runtime"));
@@ -240,6 +244,20 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
     // wait for it.
     runtime.shutdown_background();
     ExitCode::from(finish(result, &ctx.output))
+}
+
+/// One thread for a command; a few for the server, which serves many callers at once (two
+/// workers keep it lean: its work is waiting on the engine).
+fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    match command {
+        Command::Server(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
 }
 
 /// Cancels `ctx.cancel` at the first SIGINT, SIGTERM or SIGHUP, and the returned token at the
@@ -330,6 +348,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<u8> {
         Command::Rm(args) => rm::run(args, ctx).await,
         Command::Stop(args) => stop::run(args, ctx).await,
         Command::Cp(args) => cp::run(args, ctx).await,
+        Command::Server(args) => server::run(args, ctx).await,
         Command::Completions(args) => completions::run(args),
     }
 }

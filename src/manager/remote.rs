@@ -59,7 +59,7 @@ struct CreateBody<'a> {
     #[serde(rename = "type")]
     sandbox_type: SandboxType,
     config: Value,
-    labels: &'a [(String, String)],
+    labels: indexmap::IndexMap<&'a str, &'a str>,
 }
 
 /// `GET /v1/health`'s answer.
@@ -303,7 +303,11 @@ impl Manager for RemoteManager {
         let body = CreateBody {
             sandbox_type: request.sandbox_type,
             config: request.config.to_wire(),
-            labels: &request.extra_labels,
+            labels: request
+                .extra_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
         };
         let url = self.endpoint(&["sandboxes"]);
         let created = self.call::<SandboxInfo>(self.request(Method::POST, url).json(&body));

@@ -245,11 +245,16 @@ fn a_sandbox_lives_its_whole_life_through_a_server() {
     assert_eq!(stdout(&out), format!("{id}\n"));
     let out = server
         .client(&env)
-        .args(["exec", &id, "true"])
+        .args(["--json", "exec", &id, "true"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+    let refused = json(&out);
+    assert_eq!(refused["error"]["kind"], "not_running", "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains(&id),
+        "{refused}"
+    );
 
     // rm, found through the state file too; the record goes with it.
     let out = env
