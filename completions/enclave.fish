@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_enclave_global_optspecs
-    string join \n json color= q/quiet v/verbose h/help V/version
+    string join \n json color= q/quiet v/verbose server= api-key= h/help V/version
 end
 
 function __fish_enclave_needs_command
@@ -27,6 +27,8 @@ end
 complete -c enclave -n "__fish_enclave_needs_command" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_needs_command" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_needs_command" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_needs_command" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_needs_command" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_needs_command" -s v -l verbose -d 'Say more about what happens'
@@ -42,6 +44,8 @@ complete -c enclave -n "__fish_enclave_needs_command" -f -a "run-tool" -d 'Call 
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "remove" -d 'Remove sandboxes (their containers are killed at once)'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -60,6 +64,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand create" -l config -d 'An
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l no-network -d 'No network at all'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l json -d 'Print results as JSON on stdout (errors too)'
@@ -70,6 +76,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand create" -s V -l version 
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -s a -l all -d 'With `-q`, also list sandboxes your state file does not hold (other users\', other state directories\')'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -79,6 +87,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand ls" -s V -l version -d '
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -s a -l all -d 'With `-q`, also list sandboxes your state file does not hold (other users\', other state directories\')'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -88,6 +98,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand ps" -s V -l version -d '
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s v -l verbose -d 'Say more about what happens'
@@ -99,6 +111,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand exec" -s w -l workdir -d
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -s i -l interactive -d 'Forward stdin even when it is a terminal (it is forwarded whenever it is piped)'
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -121,6 +135,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand run" -s t -l timeout -d 
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l no-network -d 'No network at all'
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
 complete -c enclave -n "__fish_enclave_using_subcommand run" -s i -l interactive -d 'Forward stdin even when it is a terminal (it is forwarded whenever it is piped)'
@@ -135,6 +151,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -s t -l timeou
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -s v -l verbose -d 'Say more about what happens'
@@ -144,6 +162,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand tools" -l schema -d 'Pri
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand tools" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand tools" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -s v -l verbose -d 'Say more about what happens'
@@ -152,6 +172,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand tools" -s V -l version -
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l all -d 'Remove every sandbox in your state file (others listed by `ls` are removed by id)'
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -161,12 +183,34 @@ complete -c enclave -n "__fish_enclave_using_subcommand rm" -s V -l version -d '
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l all -d 'Remove every sandbox in your state file (others listed by `ls` are removed by id)'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -s h -l help -d 'Print help'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -s V -l version -d 'Print version'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l host -d 'Address to listen on; one other than loopback needs a key (or --insecure)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l port -d 'Port to listen on; 0 picks a free one (the `listening on` line says which)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l log-format -d 'Format of the request log on stderr' -r -f -a "text\t'One line: time, method, path, status, duration'
@@ -193,6 +237,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-sandboxes
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l cleanup-on-exit -d 'Remove every sandbox on exit (ms-enclave\'s behaviour); by default they stay for the next run'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l insecure -d 'Allow listening on a non-loopback address without any key'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-privileged -d 'Allow `privileged: true`'
@@ -206,19 +251,23 @@ complete -c enclave -n "__fish_enclave_using_subcommand server" -s V -l version 
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -l api-key -d 'The server\'s API key' -r
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "create" -d 'Create a sandbox and print its id'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "ls" -d 'List sandboxes'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "run-tool" -d 'Call a sandbox\'s tool; prints its output, exits with its status'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm server completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "create" -d 'Create a sandbox and print its id'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "ls" -d 'List sandboxes'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "run-tool" -d 'Call a sandbox\'s tool; prints its output, exits with its status'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

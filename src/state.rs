@@ -50,6 +50,33 @@ pub(crate) struct StateData {
     pub(crate) sandboxes: IndexMap<String, SandboxRecord>,
 }
 
+impl StateData {
+    /// Where the sandbox an id (or a prefix of one) names lives, as far as the records say:
+    /// `None` when no record matches (the engine's labels may still know it). A prefix that
+    /// matches records in more than one place is ambiguous; within one place, that place's
+    /// manager resolves it.
+    pub(crate) fn location_of(&self, id_or_prefix: &str) -> Result<Option<Location>, Error> {
+        if let Some(record) = self.sandboxes.get(id_or_prefix) {
+            return Ok(Some(record.location.clone()));
+        }
+        let matches: Vec<&SandboxRecord> = self
+            .sandboxes
+            .values()
+            .filter(|r| r.id.starts_with(id_or_prefix))
+            .collect();
+        let Some(first) = matches.first() else {
+            return Ok(None);
+        };
+        if matches.iter().all(|r| r.location == first.location) {
+            return Ok(Some(first.location.clone()));
+        }
+        Err(Error::Ambiguous {
+            prefix: id_or_prefix.to_string(),
+            candidates: matches.iter().map(|r| r.id.clone()).collect(),
+        })
+    }
+}
+
 /// The state file exists but cannot be parsed.
 #[derive(Debug, thiserror::Error)]
 #[error("the state file {path} is unreadable: {reason}")]
@@ -319,6 +346,54 @@ mod tests {
             created_at: Utc::now(),
             labels: BTreeMap::new(),
         }
+    }
+
+    fn on_server(id: &str, url: &str) -> SandboxRecord {
+        SandboxRecord {
+            location: Location::Server { url: url.into() },
+            ..record(id)
+        }
+    }
+
+    #[test]
+    fn ids_are_routed_to_where_their_records_live() {
+        let mut state = StateData::default();
+        for r in [
+            record("aaaa1111"),
+            record("aaaa2222"),
+            on_server("bbbb1111", "http://s1"),
+            on_server("bbbb2222", "http://s1"),
+            on_server("cccc1111", "http://s2"),
+            record("dddd1111"),
+            on_server("dddd2222", "http://s1"),
+        ] {
+            state.sandboxes.insert(r.id.clone(), r);
+        }
+        let s1 = Location::Server {
+            url: "http://s1".into(),
+        };
+        assert_eq!(
+            state.location_of("aaaa1111").unwrap(),
+            Some(Location::Docker)
+        );
+        // A prefix of records in one place goes there, which resolves (or refuses) it.
+        assert_eq!(state.location_of("aaaa").unwrap(), Some(Location::Docker));
+        assert_eq!(state.location_of("bbbb").unwrap(), Some(s1.clone()));
+        assert_eq!(state.location_of("bbbb2").unwrap(), Some(s1));
+        assert_eq!(
+            state.location_of("cccc").unwrap(),
+            Some(Location::Server {
+                url: "http://s2".into()
+            })
+        );
+        // Nothing recorded: the local engine's labels may know it.
+        assert_eq!(state.location_of("zzzz").unwrap(), None);
+        // Records in two places: ambiguous, with both candidates.
+        let Err(Error::Ambiguous { candidates, .. }) = state.location_of("dddd") else {
+            panic!("dddd should be ambiguous")
+        };
+        assert_eq!(candidates, ["dddd1111", "dddd2222"]);
+        assert!(state.location_of("").is_err());
     }
 
     #[test]

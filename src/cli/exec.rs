@@ -126,7 +126,7 @@ impl CommandLine {
 
 pub(crate) async fn run(args: ExecArgs, ctx: &Ctx) -> Result<u8> {
     let command = CommandLine::parse(args.command, &args.env, args.workdir)?;
-    let manager = ctx.manager().await?;
+    let manager = ctx.manager_for(&args.id).await?;
     let sandbox = ctx.until_signal(manager.find(&args.id)).await?;
     let timeout = command.timeout;
     let spec = command.spec(ctx);

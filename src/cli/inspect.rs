@@ -13,7 +13,7 @@ pub(crate) struct InspectArgs {
 }
 
 pub(crate) async fn run(args: InspectArgs, ctx: &Ctx) -> Result<u8> {
-    let manager = ctx.manager().await?;
+    let manager = ctx.manager_for(&args.id).await?;
     let sandbox = manager.find(&args.id).await?;
     let info = manager.info(&sandbox).await?;
     ctx.output.json(&info).await?;

@@ -1,6 +1,7 @@
 //! The command line: parsing, the shared context, and the one place results become exit codes.
 
 mod completions;
+mod cp;
 mod create;
 mod exec;
 mod input;
@@ -11,6 +12,7 @@ mod run;
 mod run_tool;
 mod sandbox_args;
 mod server;
+mod stop;
 mod tools;
 
 use std::ffi::OsString;
@@ -23,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::DockerEngine;
 use crate::error::{self, exit_code, Error, Signal};
-use crate::manager::{LocalManager, Manager};
+use crate::manager::{LocalManager, Manager, RemoteManager};
+use crate::model::Location;
 use crate::output::{ColorChoice, Output};
 use crate::state::StateStore;
 
@@ -58,6 +61,12 @@ pub(crate) struct GlobalArgs {
     /// Say more about what happens
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
+    /// Work with the sandboxes of the enclave server at URL instead of the local engine
+    #[arg(long, global = true, help_heading = GLOBAL, env = "ENCLAVE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The server's API key
+    #[arg(long, global = true, help_heading = GLOBAL, env = "ENCLAVE_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +89,10 @@ pub(crate) enum Command {
     /// Remove sandboxes (their containers are killed at once)
     #[command(visible_alias = "remove")]
     Rm(rm::RmArgs),
+    /// Stop sandboxes: their processes end, they stay until removed
+    Stop(stop::StopArgs),
+    /// Copy files and directories between this machine and a sandbox
+    Cp(cp::CpArgs),
     /// Serve the HTTP API (ms-enclave's, and enclave's own) over the local engine
     Server(server::ServerArgs),
     /// Print a shell completion script
@@ -102,18 +115,55 @@ impl Command {
     }
 }
 
-/// What every command gets: output settings and the stop signal.
+/// What every command gets: output settings, the stop signal, and where sandboxes live.
 pub(crate) struct Ctx {
     pub(crate) output: Output,
     /// Cancelled at the first SIGINT, SIGTERM or SIGHUP.
     pub(crate) cancel: CancellationToken,
     signal: Arc<OnceLock<Signal>>,
+    /// `--server`: every command goes there.
+    server: Option<String>,
+    api_key: Option<String>,
 }
 
 impl Ctx {
-    /// Where sandboxes live: the one place a manager is chosen.
+    /// Where new sandboxes go and which are listed: `--server`'s, else the local engine's.
     pub(crate) async fn manager(&self) -> Result<Box<dyn Manager>> {
         let state = StateStore::from_env()?;
+        match &self.server {
+            Some(url) => self.remote(url, state),
+            None => self.local(state).await,
+        }
+    }
+
+    /// The manager of the sandbox `id_or_prefix` names: `--server`'s when given, else wherever
+    /// the state file recorded it (a server's URL, or the local engine).
+    pub(crate) async fn manager_for(&self, id_or_prefix: &str) -> Result<Box<dyn Manager>> {
+        let state = StateStore::from_env()?;
+        if let Some(url) = &self.server {
+            return self.remote(url, state);
+        }
+        // An unreadable state file is the local manager's to recover; it holds the local
+        // sandboxes' labels.
+        let location = match state.load() {
+            Ok(data) => data.location_of(id_or_prefix)?,
+            Err(_) => None,
+        };
+        match location {
+            Some(Location::Server { url }) => self.remote(&url, state),
+            Some(Location::Docker) | None => self.local(state).await,
+        }
+    }
+
+    fn remote(&self, url: &str, state: StateStore) -> Result<Box<dyn Manager>> {
+        let manager = RemoteManager::new(url, self.api_key.clone(), state)?;
+        if self.output.verbose {
+            self.output.note(&format!("server: {}", manager.url()));
+        }
+        Ok(Box::new(manager))
+    }
+
+    async fn local(&self, state: StateStore) -> Result<Box<dyn Manager>> {
         let engine = self.until_signal(DockerEngine::connect()).await?;
         if self.output.verbose {
             self.output.note(&format!(
@@ -167,6 +217,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
         output,
         cancel: CancellationToken::new(),
         signal: Arc::new(OnceLock::new()),
+        // An empty variable (`ENCLAVE_SERVER=`) means no server, as unset.
+        server: g.server.clone().filter(|s| !s.trim().is_empty()),
+        api_key: g.api_key.clone(),
     };
     let result = runtime.block_on(async {
         let abandon = watch_signals(&ctx)?;
@@ -293,6 +346,8 @@ async fn run(command: Command, ctx: &Ctx) -> Result<u8> {
         Command::RunTool(args) => run_tool::run(args, ctx).await,
         Command::Tools(args) => tools::run(args, ctx).await,
         Command::Rm(args) => rm::run(args, ctx).await,
+        Command::Stop(args) => stop::run(args, ctx).await,
+        Command::Cp(args) => cp::run(args, ctx).await,
         Command::Server(args) => server::run(args, ctx).await,
         Command::Completions(args) => completions::run(args),
     }

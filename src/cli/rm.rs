@@ -5,9 +5,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{parse_sandbox_id, Ctx};
+use crate::error;
 use crate::error::Report;
-use crate::error::{self, exit_code};
-use crate::model::{Removal, Removed, Sandbox};
+use crate::model::{Removal, Removed};
 
 #[derive(Debug, Args)]
 pub(crate) struct RmArgs {
@@ -17,12 +17,6 @@ pub(crate) struct RmArgs {
     /// Remove every sandbox in your state file (others listed by `ls` are removed by id)
     #[arg(long)]
     pub(crate) all: bool,
-}
-
-/// What to remove: a sandbox `--all` already found, or an id to look up.
-enum Target {
-    Found(Box<Sandbox>),
-    Id(String),
 }
 
 /// One id's outcome in `rm --json`: what was removed, or why not.
@@ -38,31 +32,44 @@ enum Outcome {
 }
 
 pub(crate) async fn run(args: RmArgs, ctx: &Ctx) -> Result<u8> {
-    let manager = ctx.manager().await?;
-    let targets: Vec<Target> = if args.all {
-        let listed = manager.list().await?;
-        listed
-            .into_iter()
-            .filter(|s| s.tracked)
-            .map(|s| Target::Found(Box::new(s)))
-            .collect()
-    } else {
-        args.ids.into_iter().map(Target::Id).collect()
-    };
-    let mut outcomes = Vec::new();
-    let mut code = exit_code::SUCCESS;
+    let mut outcomes = Outcomes::default();
     // One failure does not stop the others; the exit code reports it.
-    for target in targets {
-        let (id, removed) = match target {
-            Target::Found(sandbox) => (sandbox.id.clone(), manager.remove(&sandbox).await),
-            Target::Id(id) => {
-                let removed = match manager.find(&id).await {
-                    Ok(sandbox) => manager.remove(&sandbox).await,
-                    Err(e) => Err(e),
-                };
-                (id, removed)
-            }
-        };
+    if args.all {
+        let manager = ctx.manager().await?;
+        let listed = manager.list().await?;
+        for sandbox in listed.into_iter().filter(|s| s.tracked) {
+            let removed = manager.remove(&sandbox).await;
+            outcomes.add(sandbox.id, removed, ctx).await?;
+        }
+    } else {
+        for id in args.ids {
+            let removed = remove(&id, ctx).await;
+            outcomes.add(id, removed, ctx).await?;
+        }
+    }
+    if ctx.output.json {
+        ctx.output.json(&outcomes.list).await?;
+    }
+    Ok(outcomes.code)
+}
+
+/// Looks `id` up where it lives and removes it.
+async fn remove(id: &str, ctx: &Ctx) -> Result<Removed> {
+    let manager = ctx.manager_for(id).await?;
+    let sandbox = manager.find(id).await?;
+    manager.remove(&sandbox).await
+}
+
+/// What `rm` did so far, and its exit code.
+#[derive(Default)]
+struct Outcomes {
+    list: Vec<Outcome>,
+    code: u8,
+}
+
+impl Outcomes {
+    /// Says what happened to `id` (a line, a note, an error) and keeps it for `--json`.
+    async fn add(&mut self, id: String, removed: Result<Removed>, ctx: &Ctx) -> Result<()> {
         match removed {
             Ok(removed) => {
                 if !ctx.output.json {
@@ -72,21 +79,18 @@ pub(crate) async fn run(args: RmArgs, ctx: &Ctx) -> Result<u8> {
                             .note(&format!("{}: it was already gone; forgotten", removed.id));
                     }
                 }
-                outcomes.push(Outcome::Done(removed));
+                self.list.push(Outcome::Done(removed));
             }
             Err(e) => {
                 ctx.output.error_text(&e);
-                code = error::exit_code_of(&e);
-                outcomes.push(Outcome::Failed {
+                self.code = error::exit_code_of(&e);
+                self.list.push(Outcome::Failed {
                     id,
                     result: "error",
                     error: Report::of(&e),
                 });
             }
         }
+        Ok(())
     }
-    if ctx.output.json {
-        ctx.output.json(&outcomes).await?;
-    }
-    Ok(code)
 }

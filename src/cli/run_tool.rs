@@ -50,7 +50,7 @@ pub(crate) async fn run(args: RunToolArgs, ctx: &Ctx) -> Result<u8> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
 
-    let manager = ctx.manager().await?;
+    let manager = ctx.manager_for(&args.id).await?;
     let sandbox = ctx.until_signal(manager.find(&args.id)).await?;
     if !pairs.is_empty() {
         let schemas = ctx

@@ -183,9 +183,15 @@ impl ServerArgs {
 
     /// Every accepted key: `--api-key` or `--api-key-file` (the `default` tenant, an admin) and
     /// the lines of `--api-keys-file`.
-    fn keys(&self) -> Result<Keys> {
+    /// `global_key` is the global `--api-key` (`enclave --api-key K server`), taken when the
+    /// server's own is not given.
+    fn keys(&self, global_key: Option<&str>) -> Result<Keys> {
         let mut keys = Vec::new();
-        let single = match (&self.api_key, &self.api_key_file) {
+        let api_key = self
+            .api_key
+            .clone()
+            .or_else(|| global_key.map(String::from));
+        let single = match (&api_key, &self.api_key_file) {
             (Some(_), Some(_)) => bail!(Error::Usage(
                 "give the key with --api-key (or ENCLAVE_API_KEY) or --api-key-file, not both"
                     .into()
@@ -283,7 +289,7 @@ fn url_of(addr: SocketAddr) -> String {
 }
 
 pub(crate) async fn run(args: ServerArgs, ctx: &Ctx) -> Result<u8> {
-    let keys = args.keys()?;
+    let keys = args.keys(ctx.api_key.as_deref())?;
     let cors_origins = args.cors_origins()?;
     let addrs = resolve(&args.host, args.port).await?;
     if keys.is_open() && !args.insecure && addrs.iter().any(|a| !a.ip().is_loopback()) {

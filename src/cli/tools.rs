@@ -31,7 +31,7 @@ struct ToolRow {
 pub(crate) async fn run(args: ToolsArgs, ctx: &Ctx) -> Result<u8> {
     let schemas: IndexMap<String, Value> = match &args.id {
         Some(id) => {
-            let manager = ctx.manager().await?;
+            let manager = ctx.manager_for(id).await?;
             let sandbox = manager.find(id).await?;
             let info = manager.info(&sandbox).await?;
             let schemas = info.available_tools;

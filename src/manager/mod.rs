@@ -1,8 +1,9 @@
 //! The seam between commands and where sandboxes live: `Manager`, implemented for the local
-//! Docker engine now and for a remote `enclave server` later. It speaks only the domain types
+//! Docker engine and for a remote `enclave server`. It speaks only the domain types
 //! of `model/`, so an implementation needs nothing of another's.
 
 mod local;
+mod remote;
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 pub use local::LocalManager;
+pub use remote::RemoteManager;
 
 use crate::model::{
     ArchiveStream, DockerSandboxConfig, ExecOutcome, ExecSpec, OutputSink, PullObserver, Removed,

@@ -4,7 +4,10 @@ use crate::common::{stderr, stdout};
 
 fn enclave() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("enclave").unwrap();
-    cmd.env("NO_COLOR", "1").env("COLUMNS", "100");
+    cmd.env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env_remove("ENCLAVE_SERVER")
+        .env_remove("ENCLAVE_API_KEY");
     cmd
 }
 
@@ -27,6 +30,8 @@ fn help_text_snapshots() {
         "tools",
         "rm",
         "server",
+        "stop",
+        "cp",
         "completions",
     ] {
         insta::assert_snapshot!(format!("help_{command}"), help(&[command]));

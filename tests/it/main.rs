@@ -5,8 +5,10 @@
 
 mod cli;
 mod common;
+mod cp;
 mod edges;
 mod lifecycle;
 mod messages;
+mod remote;
 mod server;
 mod tools;
