@@ -251,9 +251,10 @@ fn a_sandbox_lives_its_whole_life_through_a_server() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let refused = json(&out);
     assert_eq!(refused["error"]["kind"], "not_running", "{refused}");
-    assert!(
-        refused["error"]["message"].as_str().unwrap().contains(&id),
-        "{refused}"
+    assert_eq!(
+        refused["error"]["message"],
+        format!("sandbox `{id}` is not running (status: stopped)"),
+        "the words a local command uses: {refused}"
     );
 
     // rm, found through the state file too; the record goes with it.

@@ -52,7 +52,12 @@ impl ApiError {
     /// A failure from below (the service, the manager): the status its kind calls for.
     pub(crate) fn of(err: &anyhow::Error) -> Self {
         let report = ServiceError::report_of(err).unwrap_or_else(|| Report::of(err));
-        Self::new(status_of(&report.kind), report)
+        let error = Self::new(status_of(&report.kind), report);
+        // A service error's own text is ms-enclave's `detail`.
+        match err.chain().find_map(|e| e.downcast_ref::<ServiceError>()) {
+            Some(service) => error.with_detail(service.to_string()),
+            None => error,
+        }
     }
 
     /// The same error, told in other words (ms-enclave's texts on its routes).

@@ -120,7 +120,10 @@ impl ServiceError {
             ServiceError::Policy { .. } => {
                 "the server's operator sets what is allowed (`enclave server --help`)"
             }
-            ServiceError::Inactive { .. } => "create a new sandbox; a stopped one stays stopped",
+            ServiceError::Inactive { .. } => {
+                "a stopped sandbox stays stopped on a server: create a new one, and `enclave rm` \
+                 removes this one"
+            }
         };
         Some(hint.to_string())
     }
@@ -129,7 +132,14 @@ impl ServiceError {
     /// `crate::error::Error`); `None` for other errors.
     pub(crate) fn report_of(err: &anyhow::Error) -> Option<Report> {
         let service = err.chain().find_map(|e| e.downcast_ref::<ServiceError>())?;
-        let message = service.to_string();
+        let message = match service {
+            // ms-enclave's words stay in `detail` on its routes; the report speaks as a local
+            // command would, so remote mode prints the same.
+            ServiceError::Inactive { id, status } => {
+                format!("sandbox `{id}` is not running (status: {status})")
+            }
+            other => other.to_string(),
+        };
         let causes = err
             .chain()
             .map(ToString::to_string)
