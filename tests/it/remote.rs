@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use serde_json::Value;
 
-use crate::common::{stderr, stdout, test_image, TestEnv};
+use crate::common::{
+    poll_until, read_stdout, send_signal, spawn_with, stderr, stdout, test_image, wait_within,
+    TestEnv,
+};
 
 const KEY: &str = "test-key-5b1f";
 
@@ -466,5 +469,44 @@ fn stop_leaves_a_local_sandbox_that_refuses_commands() {
     let out = env.cmd().args(["stop", &id]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let out = env.cmd().args(["rm", &id]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_closed_pipe_and_ctrl_c_stop_a_remote_command_and_what_it_started() {
+    let env = TestEnv::new();
+    let server = Server::start();
+    let id = create_on(&server, &env, &[]);
+    let remote = [
+        ("ENCLAVE_SERVER", server.url.as_str()),
+        ("ENCLAVE_API_KEY", KEY),
+    ];
+    let running = |name: &str| {
+        let out = server
+            .client(&env)
+            .args(["exec", &id, "ps -eo comm"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().any(|p| p == name)
+    };
+
+    // `enclave exec ID yes | head -1`, through the server.
+    let mut child = spawn_with(&env, &["exec", &id, "yes"], &remote);
+    assert_eq!(read_stdout(&mut child, 2), b"y\n");
+    drop(child.stdout.take());
+    let out = wait_within(child, 15, "a remote exec into a closed pipe");
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    poll_until("`yes` is killed in the sandbox", 15, || !running("yes"));
+
+    // Ctrl-C: 130, and the command is killed on the server's side.
+    let mut child = spawn_with(&env, &["exec", &id, "echo ready; exec sleep 314"], &remote);
+    assert_eq!(read_stdout(&mut child, 6), b"ready\n");
+    send_signal(child.id(), "INT");
+    let out = wait_within(child, 15, "a remote exec after Ctrl-C");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    poll_until("`sleep` is killed in the sandbox", 15, || !running("sleep"));
+
+    let out = server.client(&env).args(["rm", &id]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -89,6 +89,11 @@ impl ApiError {
         }))
     }
 
+    /// A request enclave's own routes cannot act on: 400, kind `usage`.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::plain(StatusCode::BAD_REQUEST, "usage", message)
+    }
+
     pub(crate) fn not_found_route() -> Self {
         Self::plain(StatusCode::NOT_FOUND, "no_route", "Not Found")
     }

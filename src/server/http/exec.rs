@@ -19,7 +19,6 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::error::ApiError;
 use super::input::unreadable;
-use super::v1::bad_request;
 use super::{AppState, Params, Who};
 use crate::error::Report;
 use crate::model::{
@@ -140,7 +139,7 @@ async fn read_request(
         match chunks.next().await {
             Some(chunk) => head.extend_from_slice(&chunk.map_err(|e| unreadable(&e))?),
             None => {
-                return Err(bad_request(if head.is_empty() {
+                return Err(ApiError::bad_request(if head.is_empty() {
                     "the body is empty: send an exec request, {\"argv\": [...]}"
                 } else {
                     "the exec request is not complete JSON"
@@ -157,17 +156,19 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(ExecRequest, usize)>, ApiError> {
         None => Ok(None),
         Some(Ok(request)) => Ok(Some((request, values.byte_offset()))),
         Some(Err(e)) if e.is_eof() => Ok(None),
-        Some(Err(e)) => Err(bad_request(format!("invalid exec request: {e}"))),
+        Some(Err(e)) => Err(ApiError::bad_request(format!("invalid exec request: {e}"))),
     }
 }
 
 /// The command to run, checked as the CLI checks it.
 fn spec_of(request: ExecRequest) -> Result<ExecSpec, ApiError> {
     if request.argv.is_empty() {
-        return Err(bad_request("`argv` is empty: give the command to run"));
+        return Err(ApiError::bad_request(
+            "`argv` is empty: give the command to run",
+        ));
     }
     if let Some(bad) = request.env.iter().find(|e| !e.contains('=')) {
-        return Err(bad_request(format!(
+        return Err(ApiError::bad_request(format!(
             "`env` entries are KEY=VALUE; got `{bad}`"
         )));
     }
@@ -176,7 +177,7 @@ fn spec_of(request: ExecRequest) -> Result<ExecSpec, ApiError> {
         .as_deref()
         .is_some_and(|w| !w.starts_with('/'))
     {
-        return Err(bad_request(
+        return Err(ApiError::bad_request(
             "`workdir` must be an absolute path in the sandbox",
         ));
     }
@@ -184,7 +185,7 @@ fn spec_of(request: ExecRequest) -> Result<ExecSpec, ApiError> {
         None => None,
         Some(t) if t > 0.0 && t <= MAX_TIMEOUT_SECS => Some(Duration::from_secs_f64(t)),
         Some(t) => {
-            return Err(bad_request(format!(
+            return Err(ApiError::bad_request(format!(
                 "`timeout` must be a positive number of seconds, at most a year; got {t}"
             )))
         }

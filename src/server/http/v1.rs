@@ -35,14 +35,9 @@ pub(super) fn routes(routes: Routes) -> Routes {
         .add("GET", "/v1/sandboxes/{id}/archive", get(get_archive))
 }
 
-/// A request that is not what the route takes, in enclave's words.
-pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::plain(StatusCode::BAD_REQUEST, "usage", message)
-}
-
 /// A JSON body, which must be an object of type `T`.
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("invalid {what}: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))
 }
 
 /// `GET /v1/health`: `{"healthy", "version", "backend", "uptime"}`; 503 with `healthy: false`
@@ -101,7 +96,7 @@ async fn create(
     )
     .await?;
     let request: CreateBody = if bytes.is_empty() {
-        return Err(bad_request(
+        return Err(ApiError::bad_request(
             "the body is empty: send {\"config\": {...}} (see docs/server-api.md)",
         ));
     } else {
@@ -110,7 +105,7 @@ async fn create(
     let kind = match request.sandbox_type.as_deref() {
         None => SandboxType::Docker,
         Some(t) => SandboxType::parse(t).ok_or_else(|| {
-            bad_request(format!(
+            ApiError::bad_request(format!(
                 "unknown sandbox type `{t}`: this server runs `docker` and `docker_notebook`"
             ))
         })?,
@@ -182,7 +177,7 @@ pub(super) fn timeout_param(query: &Query) -> Result<Option<std::time::Duration>
             Ok(t) if t > 0.0 && t <= MAX_TIMEOUT_SECS => {
                 Ok(Some(std::time::Duration::from_secs_f64(t)))
             }
-            _ => Err(bad_request(format!(
+            _ => Err(ApiError::bad_request(format!(
                 "`timeout` must be a positive number of seconds, at most a year; got `{text}`"
             ))),
         },
@@ -230,10 +225,12 @@ async fn execute_tool(
 fn path_param(query: &Query) -> Result<String, ApiError> {
     match query.get("path") {
         Some(p) if p.starts_with('/') => Ok(p.to_owned()),
-        Some(p) => Err(bad_request(format!(
+        Some(p) => Err(ApiError::bad_request(format!(
             "`path` must be an absolute path in the sandbox; got `{p}`"
         ))),
-        None => Err(bad_request("the `path` query parameter is required")),
+        None => Err(ApiError::bad_request(
+            "the `path` query parameter is required",
+        )),
     }
 }
 
@@ -256,7 +253,7 @@ async fn put_archive(
     )
     .await?;
     if tar.is_empty() {
-        return Err(bad_request(
+        return Err(ApiError::bad_request(
             "the archive is empty: send a tar archive as the body",
         ));
     }

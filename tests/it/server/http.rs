@@ -657,6 +657,47 @@ fn a_client_that_goes_away_gets_its_command_killed() {
 }
 
 #[test]
+fn a_tool_call_whose_client_goes_away_is_killed() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &[]);
+    let id = server.create(&env, &["shell_executor"]);
+    // The client gives up after a second; ms-enclave's server would let the command run on.
+    let gave_up = server
+        .post("/sandbox/tool/execute")
+        .timeout(Duration::from_secs(1))
+        .json(&json!({"sandbox_id": id, "tool_name": "shell_executor",
+                      "parameters": {"command": "sleep 313", "timeout": 120}}))
+        .send();
+    assert!(gave_up.is_err(), "the call should still be running");
+
+    poll_until(
+        "the tool's command is killed after its client left",
+        15,
+        || {
+            let s = exec(
+                &server,
+                &id,
+                json!({"argv": ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]}),
+            );
+            !String::from_utf8_lossy(&s.stdout).contains("sleep 313")
+        },
+    );
+    // And the sandbox serves the next call.
+    let (status, result) = execute(
+        &server,
+        &id,
+        "shell_executor",
+        json!({"command": "echo next"}),
+    );
+    assert_eq!(
+        (status, result["output"].as_str()),
+        (200, Some("next\n")),
+        "{result}"
+    );
+    server.delete(&format!("/sandbox/{id}")).send().unwrap();
+}
+
+#[test]
 fn cors_preflights_are_answered_before_the_key_and_only_for_listed_origins() {
     let env = TestEnv::new();
     let server = Server::start(
