@@ -11,6 +11,7 @@ mod run;
 mod stdin;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -33,6 +34,10 @@ pub(crate) struct ImageDefaults {
 
 /// How long a single non-streaming engine request may take before we call the engine wedged.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long an idle connection to the engine is kept for reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept at most (calls in flight use more).
+const POOL_MAX_IDLE: usize = 16;
 /// How long connecting and agreeing on an API version may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -45,7 +50,7 @@ pub struct DockerEngine {
 impl DockerEngine {
     /// Connects (honouring `DOCKER_HOST`) and agrees on an API version.
     pub async fn connect() -> Result<Self> {
-        let docker = Docker::connect_with_defaults()
+        let docker = client()
             .map_err(|e| unavailable(&e))?
             .with_timeout(REQUEST_TIMEOUT);
         // Agreeing on a version is our ping: one round trip proves the engine answers, and
@@ -130,6 +135,53 @@ impl Backend for DockerSandbox {
     async fn remove(&self) -> Result<bool> {
         self.engine.remove_container(&self.container).await
     }
+}
+
+/// A client for `DOCKER_HOST` (or the default socket).
+fn client() -> Result<Docker, bollard::errors::Error> {
+    match unix_socket() {
+        Some(path) if std::path::Path::new(&path).exists() => Ok(pooled_unix_client(&path)),
+        _ => Docker::connect_with_defaults(),
+    }
+}
+
+/// The engine's Unix socket, when that is how it is reached.
+fn unix_socket() -> Option<String> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => host.strip_prefix("unix://").map(String::from),
+        _ => Some("/var/run/docker.sock".into()),
+    }
+}
+
+/// A client over the Unix socket that keeps idle connections for the next request. bollard's
+/// own opens one per request, so each exec (create, start, inspect) cost three connects here and
+/// three accepts in the engine; with reuse only the start, which the engine takes over for the
+/// stream, needs a new one.
+fn pooled_unix_client(path: &str) -> Docker {
+    let mut builder =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    builder
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE);
+    let client = Arc::new(builder.build(hyperlocal::UnixConnector));
+    let transport = move |request: bollard::BollardRequest| {
+        let client = Arc::clone(&client);
+        async move {
+            client
+                .request(request)
+                .await
+                .map_err(bollard::errors::Error::from)
+        }
+    };
+    // hyperlocal finds the socket in the URL's host, hex-encoded.
+    let host = path.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    Docker::connect_with_custom_transport(
+        transport,
+        Some(format!("unix://{host}")),
+        REQUEST_TIMEOUT.as_secs(),
+        bollard::API_DEFAULT_VERSION,
+    )
+    .expect("a custom transport needs no I/O to set up")
 }
 
 fn engine_address() -> String {
