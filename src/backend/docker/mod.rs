@@ -147,10 +147,7 @@ fn client() -> Result<Docker, bollard::errors::Error> {
 
 /// The engine's Unix socket, when that is how it is reached.
 fn unix_socket() -> Option<String> {
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => host.strip_prefix("unix://").map(String::from),
-        _ => Some("/var/run/docker.sock".into()),
-    }
+    engine_address().strip_prefix("unix://").map(String::from)
 }
 
 /// A client over the Unix socket that keeps idle connections for the next request. bollard's
@@ -184,8 +181,12 @@ fn pooled_unix_client(path: &str) -> Docker {
     .expect("a custom transport needs no I/O to set up")
 }
 
+/// `DOCKER_HOST`, or the default socket when it is unset or empty.
 fn engine_address() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
 }
 
 fn unavailable(err: &dyn std::fmt::Display) -> Error {
