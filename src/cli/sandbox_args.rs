@@ -8,7 +8,9 @@ use clap::Args;
 
 use super::input::read_source;
 use crate::error::Error;
-use crate::model::{parse_memory_limit, DockerSandboxConfig, PortSpec, VolumeSpec};
+use crate::model::{
+    parse_env_entry, parse_memory_limit, DockerSandboxConfig, PortSpec, VolumeSpec,
+};
 
 #[derive(Debug, Args, Default)]
 pub(crate) struct SandboxArgs {
@@ -128,14 +130,14 @@ fn read_config(source: &str) -> Result<DockerSandboxConfig> {
 
 /// `KEY=VALUE`, or `KEY` alone to copy the variable from our environment.
 pub(crate) fn parse_env(entry: &str) -> Result<(String, String), String> {
-    let (key, value) = match entry.split_once('=') {
-        Some((k, v)) => (k.to_string(), v.to_string()),
-        None => (entry.to_string(), std::env::var(entry).unwrap_or_default()),
-    };
-    if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(format!("env `{entry}`: expected KEY=VALUE"));
+    if entry.contains('=') {
+        let (key, value) = parse_env_entry(entry)?;
+        return Ok((key.to_string(), value.to_string()));
     }
-    Ok((key, value))
+    // The key alone is checked as it would be with a value.
+    parse_env_entry(&format!("{entry}="))
+        .map_err(|_| format!("env `{}`: expected KEY=VALUE", entry.escape_debug()))?;
+    Ok((entry.to_string(), std::env::var(entry).unwrap_or_default()))
 }
 
 /// `HOST:CTR[:ro|rw]`; a relative host path is taken from the current directory.

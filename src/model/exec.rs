@@ -36,6 +36,18 @@ impl ExecSpec {
     }
 }
 
+/// One `KEY=VALUE` environment entry, checked as every caller (the CLI, the server) checks it:
+/// the key is not empty and holds no whitespace, and nothing holds a NUL byte (the engine would
+/// refuse it later, as an engine error rather than a mistake to fix).
+pub fn parse_env_entry(entry: &str) -> Result<(&str, &str), String> {
+    let bad = || format!("env `{}`: expected KEY=VALUE", entry.escape_debug());
+    let (key, value) = entry.split_once('=').ok_or_else(bad)?;
+    if key.is_empty() || key.contains(char::is_whitespace) || entry.contains('\0') {
+        return Err(bad());
+    }
+    Ok((key, value))
+}
+
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecEnd {
@@ -142,3 +154,19 @@ impl PullObserver for NoProgress {
 
 /// A tar archive, streamed as it is read (`cp` out of a sandbox, a server's download).
 pub type ArchiveStream = Pin<Box<dyn FutureStream<Item = anyhow::Result<Bytes>> + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_entries_are_key_equals_value_with_a_real_key() {
+        assert_eq!(parse_env_entry("A=1"), Ok(("A", "1")));
+        assert_eq!(parse_env_entry("A="), Ok(("A", "")));
+        assert_eq!(parse_env_entry("A=b=c"), Ok(("A", "b=c")));
+        for bad in ["A", "=x", "=", "A B=1", " A=1", "A=x\0y", ""] {
+            let err = parse_env_entry(bad).unwrap_err();
+            assert!(err.contains("expected KEY=VALUE"), "{bad:?}: {err}");
+        }
+    }
+}

@@ -20,8 +20,8 @@ pub use config::{
     DEFAULT_PIDS_LIMIT,
 };
 pub use exec::{
-    ArchiveStream, Discard, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, NoProgress,
-    OutputSink, PullObserver, Stream,
+    parse_env_entry, ArchiveStream, Discard, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport,
+    NoProgress, OutputSink, PullObserver, Stream,
 };
 pub use ids::{new_sandbox_id, random_hex};
 pub use sandbox::{Location, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType};

@@ -18,6 +18,7 @@ use crate::manager::ToolCall;
 use crate::model::{
     DockerSandboxConfig, SandboxInfo, SandboxStatus, SandboxType, MAX_TIMEOUT_SECS,
 };
+use crate::server::service::compat_status;
 
 pub(super) fn routes(routes: Routes) -> Routes {
     routes
@@ -40,15 +41,6 @@ const SANDBOX_TYPES: &str = "'docker', 'docker_notebook', 'volcengine' or 'dummy
 /// ms-enclave's `SandboxStatus` values.
 const STATUSES: &str =
     "'initializing', 'running', 'idle', 'busy', 'stopping', 'stopped' or 'error'";
-
-/// A status as ms-enclave's enum has it.
-fn compat_status(status: SandboxStatus) -> SandboxStatus {
-    match status {
-        SandboxStatus::Paused => SandboxStatus::Stopped,
-        SandboxStatus::Gone => SandboxStatus::Error,
-        other => other,
-    }
-}
 
 fn compat_info(mut info: SandboxInfo) -> SandboxInfo {
     info.status = compat_status(info.status);
@@ -148,9 +140,9 @@ async fn create(
         return Err(Problems::unreported());
     };
     let (kind, config) = (kind?, parse_config(config)?);
-    let info = until_client_leaves(move |cancel| async move {
-        state
-            .service
+    let service = state.service.clone();
+    let info = until_client_leaves(&state.service, move |cancel| async move {
+        service
             .create(&caller, kind, config, BTreeMap::new(), &cancel)
             .await
     })
@@ -223,11 +215,13 @@ async fn stop(
     Who(caller): Who,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .service
-        .stop(&caller, &id)
-        .await
-        .map_err(|e| not_found_short(&e))?;
+    // In a task of its own: a client that leaves does not cut a stop halfway.
+    let service = state.service.clone();
+    until_client_leaves(&state.service, move |_| async move {
+        service.stop(&caller, &id).await
+    })
+    .await?
+    .map_err(|e| not_found_short(&e))?;
     Ok(ok(&json!({"message": "Sandbox stopped successfully"})))
 }
 
@@ -236,11 +230,13 @@ async fn remove(
     Who(caller): Who,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .service
-        .delete(&caller, &id)
-        .await
-        .map_err(|e| not_found_short(&e))?;
+    // In a task of its own: a client that leaves does not leave a container the server forgot.
+    let service = state.service.clone();
+    until_client_leaves(&state.service, move |_| async move {
+        service.delete(&caller, &id).await
+    })
+    .await?
+    .map_err(|e| not_found_short(&e))?;
     Ok(ok(&json!({"message": "Sandbox deleted successfully"})))
 }
 
@@ -265,7 +261,7 @@ fn sandbox_error(e: &anyhow::Error, id: &str, inactive: StatusCode) -> ApiError 
             let detail = format!("Sandbox {id} not found");
             e.with_detail(detail)
         }
-        "inactive" | "not_running" => e.with_status(inactive),
+        "not_running" => e.with_status(inactive),
         _ => e,
     }
 }
@@ -290,7 +286,15 @@ fn tool_request(body: Option<Value>) -> Result<ToolRequest, ApiError> {
         Some(Value::Object(map)) => map,
         Some(other) => return Err(ApiError::validation(vec![fastapi::model_type(other)])),
     };
-    let input = Value::Object(fields.clone());
+    // The whole body goes in a `missing` report, as pydantic's does; copied only then.
+    let incomplete = ["sandbox_id", "tool_name"]
+        .iter()
+        .any(|k| !fields.contains_key(*k));
+    let input = if incomplete {
+        Value::Object(fields.clone())
+    } else {
+        Value::Null
+    };
     let mut problems = Problems::default();
     let mut string = |name: &str, fields: &mut Map<String, Value>| match fields.remove(name) {
         Some(Value::String(s)) => Some(s),
@@ -366,15 +370,15 @@ async fn execute_tool(
     let request = tool_request(json_body(&headers, &bytes)?)?;
     let id = request.sandbox_id.clone();
     let tool = request.tool_name.clone();
-    let result = until_client_leaves(move |cancel| async move {
+    let service = state.service.clone();
+    let result = until_client_leaves(&state.service, move |cancel| async move {
         let call = ToolCall {
             tool: request.tool_name,
             args: request.parameters,
             deadline: request.timeout,
             cancel,
         };
-        state
-            .service
+        service
             .execute_tool(&caller, &request.sandbox_id, call)
             .await
     })
@@ -412,10 +416,10 @@ async fn put_archive(
     )
     .await?;
     if tar.is_empty() {
-        return Err(bad_request("Archive body must not be empty"));
+        return Err(ApiError::bad_request("Archive body must not be empty"));
     }
     if target.trim().is_empty() {
-        return Err(bad_request("target_dir must not be empty"));
+        return Err(ApiError::bad_request("target_dir must not be empty"));
     }
     state
         .service
@@ -423,10 +427,6 @@ async fn put_archive(
         .await
         .map_err(|e| sandbox_error(&e, &id, StatusCode::BAD_REQUEST))?;
     Ok(ok(&json!({"ok": true})))
-}
-
-fn bad_request(message: &str) -> ApiError {
-    ApiError::plain(StatusCode::BAD_REQUEST, "usage", message)
 }
 
 /// `POST /pool/initialize?pool_size=N&sandbox_type=docker`, the body an optional config.
@@ -467,11 +467,9 @@ async fn pool_initialize(
         Some(n) if n < 0 => Vec::new(),
         size => {
             let size = size.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-            until_client_leaves(move |_| async move {
-                state
-                    .service
-                    .pool_initialize(&caller, size, kind, config)
-                    .await
+            let service = state.service.clone();
+            until_client_leaves(&state.service, move |_| async move {
+                service.pool_initialize(&caller, size, kind, config).await
             })
             .await?
             .map_err(|e| ApiError::of(&e))?
@@ -526,14 +524,15 @@ async fn pool_execute(
     let (Some(tool), Some(wait), Some(args)) = (tool, wait, args) else {
         return Err(Problems::unreported());
     };
-    let result = until_client_leaves(move |cancel| async move {
+    let service = state.service.clone();
+    let result = until_client_leaves(&state.service, move |cancel| async move {
         let call = ToolCall {
             tool,
             args,
             deadline: None,
             cancel,
         };
-        state.service.pool_execute(&caller, call, wait).await
+        service.pool_execute(&caller, call, wait).await
     })
     .await?
     .map_err(|e| {

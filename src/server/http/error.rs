@@ -94,6 +94,17 @@ impl ApiError {
         Self::plain(StatusCode::BAD_REQUEST, "usage", message)
     }
 
+    /// A request that arrives while the server shuts down.
+    pub(crate) fn shutting_down() -> Self {
+        let mut e = Self::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down",
+        );
+        e.report.hint = Some("try again once it is back".into());
+        e
+    }
+
     pub(crate) fn not_found_route() -> Self {
         Self::plain(StatusCode::NOT_FOUND, "no_route", "Not Found")
     }
@@ -154,7 +165,7 @@ fn describe_validation_error(e: &Value) -> String {
 pub(crate) fn status_of(kind: &str) -> StatusCode {
     match kind {
         "not_found" | "path_not_found" | "tool_unavailable" | "no_route" => StatusCode::NOT_FOUND,
-        "ambiguous" | "not_running" | "inactive" => StatusCode::CONFLICT,
+        "ambiguous" | "not_running" => StatusCode::CONFLICT,
         "invalid_config" | "invalid_arguments" | "usage" | "image_unavailable" | "policy"
         | "pool_empty" | "no_workdir" | "invalid_request" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,

@@ -15,21 +15,16 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream as FuturesStream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::io::StreamReader;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::DropGuard;
 
 use super::error::ApiError;
 use super::input::unreadable;
 use super::{AppState, Params, Who};
 use crate::error::Report;
 use crate::model::{
-    ExecEvent, ExecOutcome, ExecRequest, ExecSpec, OutputSink, Stream, WireOutcome,
-    MAX_TIMEOUT_SECS,
+    parse_env_entry, ExecEvent, ExecOutcome, ExecRequest, ExecSpec, OutputSink, Stream,
+    WireOutcome, MAX_TIMEOUT_SECS,
 };
-
-/// How long the response waits for the command's first word before it commits to a 200
-/// stream: a failure that comes sooner (a missing sandbox, a missing working directory) is an
-/// ordinary JSON error with its status.
-const FIRST_WORD_WAIT: Duration = Duration::from_millis(200);
 
 /// Chunks in flight between the command and the client; beyond them the command waits.
 const CHANNEL_DEPTH: usize = 16;
@@ -68,34 +63,30 @@ pub(super) async fn exec(
     if wants_stdin {
         spec.stdin = Some(Box::new(StreamReader::new(rest)));
     }
-    let cancel = CancellationToken::new();
+    // What the registry can tell (no such sandbox, not running) is an ordinary JSON error;
+    // once the command is handed to the engine, whatever happens is an event of the stream.
+    state
+        .service
+        .check_callable(&caller, &id)
+        .map_err(|e| ApiError::of(&e))?;
+    let cancel = state.service.work_token();
     spec.cancel = cancel.clone();
     let guard = cancel.drop_guard();
 
-    let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
-    tokio::spawn(async move {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let service = state.service.clone();
+    let run = async move {
         let mut sink = ChannelSink(tx.clone());
-        let frame = match state.service.exec(&caller, &id, spec, &mut sink).await {
+        let frame = match service.exec(&caller, &id, spec, &mut sink).await {
             Ok(outcome) => Frame::End(outcome),
             Err(e) => Frame::Failed(e),
         };
         let _ = tx.send(frame).await;
-    });
-
-    let first = tokio::time::timeout(FIRST_WORD_WAIT, rx.recv()).await;
-    let first = match first {
-        Ok(Some(Frame::Failed(e))) => return Err(ApiError::of(&e)),
-        Ok(Some(frame)) => Some(frame),
-        Ok(None) => {
-            return Err(ApiError::plain(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "error",
-                "the command's task ended without saying how",
-            ))
-        }
-        Err(_) => None,
     };
-    Ok(streaming_response(first, rx, guard, sse))
+    if state.service.spawn_work(run).is_none() {
+        return Err(ApiError::shutting_down());
+    }
+    Ok(streaming_response(rx, guard, sse))
 }
 
 /// Whether the client asked for Server-Sent Events.
@@ -167,10 +158,13 @@ fn spec_of(request: ExecRequest) -> Result<ExecSpec, ApiError> {
             "`argv` is empty: give the command to run",
         ));
     }
-    if let Some(bad) = request.env.iter().find(|e| !e.contains('=')) {
-        return Err(ApiError::bad_request(format!(
-            "`env` entries are KEY=VALUE; got `{bad}`"
-        )));
+    if let Some(Err(why)) = request
+        .env
+        .iter()
+        .map(|e| parse_env_entry(e))
+        .find(Result::is_err)
+    {
+        return Err(ApiError::bad_request(why));
     }
     if request
         .workdir
@@ -197,17 +191,10 @@ fn spec_of(request: ExecRequest) -> Result<ExecSpec, ApiError> {
     Ok(spec)
 }
 
-/// The 200 response: `first` (if it came) and every frame after it, as events. Dropping the
-/// body (the client went away) drops `guard`, which cancels the command.
-fn streaming_response(
-    first: Option<Frame>,
-    rx: mpsc::Receiver<Frame>,
-    guard: DropGuard,
-    sse: bool,
-) -> Response {
-    let frames = stream::iter(first).chain(stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|f| (f, rx))
-    }));
+/// The 200 response: every frame, as events. Dropping the body (the client went away) drops
+/// `guard`, which cancels the command.
+fn streaming_response(rx: mpsc::Receiver<Frame>, guard: DropGuard, sse: bool) -> Response {
+    let frames = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
     let mut ended = false;
     let events = frames
         .take_while(move |frame| {
@@ -318,6 +305,9 @@ mod tests {
         for (json, says) in [
             (r#"{"argv":[]}"#, "`argv` is empty"),
             (r#"{"argv":["x"],"env":["A"]}"#, "KEY=VALUE"),
+            // The CLI refuses these too; the engine would answer them with a 502.
+            (r#"{"argv":["x"],"env":["=x"]}"#, "KEY=VALUE"),
+            (r#"{"argv":["x"],"env":["A B=1"]}"#, "KEY=VALUE"),
             (r#"{"argv":["x"],"workdir":"tmp"}"#, "absolute"),
             (r#"{"argv":["x"],"timeout":0}"#, "positive"),
         ] {

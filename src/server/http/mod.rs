@@ -189,18 +189,23 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
 }
 
 /// Runs `work` in a task of its own, with a token that is cancelled if the request goes away
-/// first (the client disconnected): the work then stops what it started, instead of being
-/// dropped halfway with processes left running in the sandbox.
+/// first (the client disconnected) or the server shuts down: the work then stops what it
+/// started, instead of being dropped halfway with processes left running in the sandbox. Work
+/// that takes no notice of the token (a removal) still runs to its end.
 pub(crate) async fn until_client_leaves<T, F>(
+    service: &Service,
     work: impl FnOnce(CancellationToken) -> F,
 ) -> Result<T, ApiError>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let cancel = CancellationToken::new();
+    let cancel = service.work_token();
     let _cancel_on_drop = cancel.clone().drop_guard();
-    tokio::spawn(work(cancel)).await.map_err(|e| {
+    let task = service
+        .spawn_work(work(cancel))
+        .ok_or_else(ApiError::shutting_down)?;
+    task.await.map_err(|e| {
         ApiError::plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             "error",
@@ -215,7 +220,8 @@ pub(crate) fn ok(body: &impl serde::Serialize) -> axum::response::Response {
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled; then stops accepting and lets the
-/// requests under way finish, for `grace` at most.
+/// requests under way finish, for `grace` at most. What still runs then is the service's to
+/// cancel (`Service::shutdown`): the work of every request runs in a task it tracks.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
@@ -236,7 +242,7 @@ pub(crate) async fn serve(
     match tokio::time::timeout(grace, &mut server).await {
         Ok(done) => done.context("the server task failed")?.context("serving"),
         Err(_) => {
-            // Whatever still runs is dropped; its tool calls and commands are cancelled.
+            // The connections left are cut; their work is cancelled by `Service::shutdown`.
             server.abort();
             Ok(())
         }

@@ -119,11 +119,9 @@ async fn create(
             )
         })?;
     let labels = request.labels;
-    let info = until_client_leaves(move |cancel| async move {
-        state
-            .service
-            .create(&caller, kind, config, labels, &cancel)
-            .await
+    let service = state.service.clone();
+    let info = until_client_leaves(&state.service, move |cancel| async move {
+        service.create(&caller, kind, config, labels, &cancel).await
     })
     .await?
     .map_err(|e| ApiError::of(&e))?;
@@ -148,11 +146,13 @@ async fn remove(
     Who(caller): Who,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    let removed = state
-        .service
-        .delete(&caller, &id)
-        .await
-        .map_err(|e| ApiError::of(&e))?;
+    // In a task of its own: a client that leaves does not leave a container the server forgot.
+    let service = state.service.clone();
+    let removed = until_client_leaves(&state.service, move |_| async move {
+        service.delete(&caller, &id).await
+    })
+    .await?
+    .map_err(|e| ApiError::of(&e))?;
     Ok(ok(&removed))
 }
 
@@ -161,11 +161,14 @@ async fn stop(
     Who(caller): Who,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .service
-        .stop(&caller, &id)
-        .await
-        .map_err(|e| ApiError::of(&e))?;
+    // In a task of its own: a client that leaves does not cut a stop halfway.
+    let service = state.service.clone();
+    let stopped = id.clone();
+    until_client_leaves(&state.service, move |_| async move {
+        service.stop(&caller, &stopped).await
+    })
+    .await?
+    .map_err(|e| ApiError::of(&e))?;
     Ok(ok(&json!({"id": id, "status": "stopped"})))
 }
 
@@ -207,14 +210,15 @@ async fn execute_tool(
     } else {
         parse_json(&bytes, "tool arguments (a JSON object)")?
     };
-    let result = until_client_leaves(move |cancel| async move {
+    let service = state.service.clone();
+    let result = until_client_leaves(&state.service, move |cancel| async move {
         let call = ToolCall {
             tool,
             args,
             deadline,
             cancel,
         };
-        state.service.execute_tool(&caller, &id, call).await
+        service.execute_tool(&caller, &id, call).await
     })
     .await?
     .map_err(|e| ApiError::of(&e))?;

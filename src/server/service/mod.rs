@@ -17,6 +17,7 @@ mod reaper;
 mod registry;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use indexmap::IndexMap;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -155,22 +157,64 @@ impl ServiceError {
     }
 }
 
-/// ms-enclave's word for a status (it has no `paused` or `gone`).
-fn compat_status(status: SandboxStatus) -> &'static str {
+/// A status as ms-enclave's enum has it (it has no `paused` or `gone`).
+pub(crate) fn compat_status(status: SandboxStatus) -> SandboxStatus {
     match status {
-        SandboxStatus::Paused => "stopped",
-        SandboxStatus::Gone => "error",
-        other => other.as_str(),
+        SandboxStatus::Paused => SandboxStatus::Stopped,
+        SandboxStatus::Gone => SandboxStatus::Error,
+        other => other,
     }
 }
+
+/// The tasks working for requests and for the pool, counted so that `shutdown` can cancel
+/// them and wait until they have stopped what they started (a command killed, a creation
+/// undone, a sandbox registered) before the runtime goes.
+struct Work {
+    /// Held by every such task; `None` once shutdown began, so nothing new starts.
+    ticket: Mutex<Option<mpsc::Sender<()>>>,
+    /// Answers `None` once every ticket is dropped (nothing is ever sent).
+    all_done: tokio::sync::Mutex<mpsc::Receiver<()>>,
+}
+
+impl Work {
+    fn new() -> Self {
+        let (ticket, all_done) = mpsc::channel(1);
+        Work {
+            ticket: Mutex::new(Some(ticket)),
+            all_done: tokio::sync::Mutex::new(all_done),
+        }
+    }
+
+    fn ticket(&self) -> Option<mpsc::Sender<()>> {
+        self.ticket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Lets nothing new start, then waits (at most `limit`) for what runs; whether it all ended.
+    async fn close_and_wait(&self, limit: Duration) -> bool {
+        self.ticket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let mut all_done = self.all_done.lock().await;
+        tokio::time::timeout(limit, all_done.recv()).await.is_ok()
+    }
+}
+
+/// How long shutdown waits for cancelled work to wind down (a process tree being killed and
+/// checked takes a few engine round trips).
+const WIND_DOWN: Duration = Duration::from_secs(30);
 
 pub(crate) struct Service {
     manager: Arc<dyn Manager>,
     options: ServiceOptions,
     registry: Mutex<Registry>,
     pools: Pools,
-    /// Cancelled by `shutdown`: stops the reaper and pool replacements.
+    /// Cancelled by `shutdown`: stops the reaper, pool replacements and every request's work.
     stopping: CancellationToken,
+    work: Work,
     reaper: Mutex<Option<JoinHandle<()>>>,
     /// Itself, for the tasks it spawns (replacements outlive the call that started them).
     this: Weak<Service>,
@@ -254,6 +298,7 @@ impl Service {
             registry: Mutex::new(Registry::default()),
             pools: Pools::default(),
             stopping: CancellationToken::new(),
+            work: Work::new(),
             reaper: Mutex::new(None),
             this: this.clone(),
         });
@@ -273,7 +318,9 @@ impl Service {
     }
 
     /// Registers the sandboxes a previous run made: those in this server's state file with a
-    /// tenant label. Pooled ones that still run go back to their tenant's pool.
+    /// tenant label. Pooled ones that still run go back to their tenant's pool; pooled ones that
+    /// do not (the engine restarted, a member died while no server ran) are removed and
+    /// replaced, as a member dying in a pool is.
     async fn adopt(&self, sandboxes: Vec<Sandbox>) {
         for sandbox in sandboxes {
             if !sandbox.tracked {
@@ -297,10 +344,18 @@ impl Service {
                 other => other,
             };
             entry.status = status;
+            let dead_member = (entry.pooled && status != SandboxStatus::Idle).then(|| {
+                entry.pooled = false;
+                entry.set_status(SandboxStatus::Error);
+                Replacement::of(&entry)
+            });
             let id = entry.sandbox.id.clone();
             self.lock().entries.insert(id.clone(), entry);
             if status == SandboxStatus::Idle {
                 self.pools.add(&tenant, id, false);
+            } else if let Some(replacement) = dead_member {
+                self.pools.expect(&tenant, 1);
+                self.spawn_replacement(replacement, Some(id));
             }
         }
     }
@@ -507,21 +562,17 @@ impl Service {
         self.with_entry(caller, id, |e| e.info.available_tools.clone())
     }
 
+    /// Whether a call on this sandbox would start now (it is the caller's and active), from
+    /// the registry alone: what the exec route answers before it commits to a stream.
+    pub(crate) fn check_callable(&self, caller: &Caller, id: &str) -> Result<()> {
+        callable(&mut self.lock(), caller, id).map(|_| ())
+    }
+
     /// Starts a call on an active sandbox: the stored `Sandbox` for the manager, and the
     /// guard that counts the call.
     fn begin(&self, caller: &Caller, id: &str) -> Result<(Sandbox, Call<'_>)> {
         let mut registry = self.lock();
-        let entry = match registry.entries.get_mut(id) {
-            Some(entry) if caller.sees(entry) => entry,
-            _ => return Err(Error::NotFound(id.to_string()).into()),
-        };
-        if !entry.is_active() {
-            return Err(ServiceError::Inactive {
-                id: id.to_string(),
-                status: compat_status(entry.status).to_string(),
-            }
-            .into());
-        }
+        let entry = callable(&mut registry, caller, id)?;
         entry.calls += 1;
         let mut sandbox = entry.sandbox.clone();
         // The manager runs calls on running sandboxes only; idle and busy are ours.
@@ -610,17 +661,31 @@ impl Service {
         let Some(status) = dead else {
             return false;
         };
-        let mut registry = self.lock();
-        if let Some(entry) = registry.entries.get_mut(&sandbox.id) {
+        let replacement = {
+            let mut registry = self.lock();
+            let Some(entry) = registry.entries.get_mut(&sandbox.id) else {
+                return true;
+            };
             entry.sandbox.status = if status == SandboxStatus::Error {
                 SandboxStatus::Gone
             } else {
                 status
             };
-            // A lent pool member stays busy until it is returned; `give_back` replaces it.
-            if entry.status != SandboxStatus::Busy {
-                entry.set_status(status);
+            // A lent pool member stays busy until it is returned; `Lent` retires it then.
+            if entry.status == SandboxStatus::Busy {
+                return true;
             }
+            entry.set_status(status);
+            // A free member called directly leaves the free list now, so no one is lent it.
+            let free_member = entry.pooled && self.pools.take_free(&entry.tenant, &sandbox.id);
+            free_member.then(|| {
+                entry.pooled = false;
+                entry.set_status(SandboxStatus::Error);
+                Replacement::of(entry)
+            })
+        };
+        if let Some(replacement) = replacement {
+            self.spawn_replacement(replacement, Some(sandbox.id.clone()));
         }
         true
     }
@@ -706,8 +771,7 @@ impl Service {
         let mut call = call;
         let mut retried = false;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let id = self.acquire(caller, left, wait).await?;
+            let id = self.acquire(caller, deadline, wait, &call.cancel).await?;
             let lent = Lent {
                 service: self,
                 tenant: caller.tenant.clone(),
@@ -743,19 +807,51 @@ impl Service {
         }
     }
 
-    async fn acquire(&self, caller: &Caller, left: Duration, wait: Duration) -> Result<String> {
-        match self.pools.acquire(&caller.tenant, left).await {
-            Ok(id) => {
-                if let Some(entry) = self.lock().entries.get_mut(&id) {
-                    entry.set_status(SandboxStatus::Busy);
+    /// A healthy free member of the caller's pool, lent (busy), waiting until `deadline`. A
+    /// caller that goes away (`cancel`) leaves the queue at once, passing on anything handed
+    /// to it; a member found dead since it was freed is replaced rather than lent.
+    async fn acquire(
+        &self,
+        caller: &Caller,
+        deadline: Instant,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<String> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let id = match self.pools.acquire(&caller.tenant, left, cancel).await {
+                Ok(id) => id,
+                Err(Refusal::Cancelled) => {
+                    return Err(anyhow::anyhow!(
+                        "the caller went away while waiting for the pool"
+                    ))
                 }
-                Ok(id)
+                Err(Refusal::Empty) => return Err(ServiceError::PoolEmpty.into()),
+                Err(Refusal::TimedOut) => {
+                    return Err(ServiceError::PoolTimeout {
+                        waited_secs: wait.as_secs_f64(),
+                    }
+                    .into())
+                }
+            };
+            let healthy = match self.lock().entries.get_mut(&id) {
+                Some(entry)
+                    if entry.status == SandboxStatus::Idle
+                        && entry.sandbox.status == SandboxStatus::Running =>
+                {
+                    entry.set_status(SandboxStatus::Busy);
+                    true
+                }
+                Some(_) => false,
+                None => {
+                    self.pools.remove(&caller.tenant, &id, false);
+                    continue;
+                }
+            };
+            if healthy {
+                return Ok(id);
             }
-            Err(Refusal::Empty) => Err(ServiceError::PoolEmpty.into()),
-            Err(Refusal::TimedOut) => Err(ServiceError::PoolTimeout {
-                waited_secs: wait.as_secs_f64(),
-            }
-            .into()),
+            self.retire(&caller.tenant, &id);
         }
     }
 
@@ -779,13 +875,12 @@ impl Service {
     /// Makes a new pool member in the background (the pool expects it); with `dead`, first
     /// removes that sandbox.
     fn spawn_replacement(&self, replacement: Replacement, dead: Option<String>) {
-        let (Some(service), Ok(runtime)) =
-            (self.this.upgrade(), tokio::runtime::Handle::try_current())
-        else {
+        let Some(service) = self.this.upgrade() else {
             self.pools.abandon(&replacement.tenant);
             return;
         };
-        runtime.spawn(async move {
+        let tenant = replacement.tenant.clone();
+        let spawned = self.spawn_work(async move {
             if let Some(id) = dead {
                 service.forget(&id).await;
             }
@@ -808,6 +903,31 @@ impl Service {
                 }
             }
         });
+        if spawned.is_none() {
+            // Shutting down: the dead one stays for the next run, which replaces it.
+            self.pools.abandon(&tenant);
+        }
+    }
+
+    /// A token for one piece of work (a request's): cancelled by whoever holds it, and by
+    /// `shutdown` for whatever still runs when the grace period is over.
+    pub(crate) fn work_token(&self) -> CancellationToken {
+        self.stopping.child_token()
+    }
+
+    /// Runs `work` in a task of its own that `shutdown` waits for; `None` (nothing runs) once
+    /// the server is shutting down.
+    pub(crate) fn spawn_work<F>(&self, work: F) -> Option<JoinHandle<F::Output>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let ticket = self.work.ticket()?;
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(runtime.spawn(async move {
+            let _ticket = ticket;
+            work.await
+        }))
     }
 
     /// Removes a sandbox the server gave up on (reaped, dead).
@@ -844,7 +964,9 @@ impl Service {
             let registry = self.lock();
             for entry in registry.entries.values().filter(|e| caller.sees(e)) {
                 total += 1;
-                *statuses.entry(compat_status(entry.status)).or_default() += 1;
+                *statuses
+                    .entry(compat_status(entry.status).as_str())
+                    .or_default() += 1;
                 *types
                     .entry(entry.sandbox.sandbox_type.as_str())
                     .or_default() += 1;
@@ -873,10 +995,18 @@ impl Service {
         self.manager.health().await
     }
 
-    /// Stops the reaper; with `remove_all`, removes every sandbox (ms-enclave's behaviour),
-    /// else leaves them for the next run to adopt.
+    /// Cancels whatever still runs (the HTTP layer's grace period is over: commands are
+    /// killed, creations undone) and waits for it to wind down, so nothing is dropped halfway
+    /// and no sandbox registers after the last look; stops the reaper; then with `remove_all`
+    /// removes every sandbox (ms-enclave's behaviour), else leaves them for the next run.
     pub(crate) async fn shutdown(&self, remove_all: bool) {
         self.stopping.cancel();
+        if !self.work.close_and_wait(WIND_DOWN).await {
+            eprintln!(
+                "enclave server: some cancelled work did not end within {}s",
+                WIND_DOWN.as_secs()
+            );
+        }
         let reaper = self
             .reaper
             .lock()
@@ -894,6 +1024,22 @@ impl Service {
                 .await;
         }
     }
+}
+
+/// The caller's sandbox `id`, if it accepts calls now.
+fn callable<'r>(registry: &'r mut Registry, caller: &Caller, id: &str) -> Result<&'r mut Entry> {
+    let entry = match registry.entries.get_mut(id) {
+        Some(entry) if caller.sees(entry) => entry,
+        _ => return Err(Error::NotFound(id.to_string()).into()),
+    };
+    if !entry.is_active() {
+        return Err(ServiceError::Inactive {
+            id: id.to_string(),
+            status: compat_status(entry.status).as_str().to_string(),
+        }
+        .into());
+    }
+    Ok(entry)
 }
 
 /// Sandboxes created (or removed) at once by one request: enough to be quick, few enough not

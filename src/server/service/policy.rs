@@ -193,12 +193,17 @@ impl Policy {
         if let Some(max) = self.max_memory_bytes {
             let asked = parse_memory_limit(&config.memory_limit)
                 .map_err(|why| refuse("memory_limit", why))?;
-            if asked > max {
+            // 0 means no limit at all to the engine, so under a cap it is the largest ask.
+            if asked == 0 || asked > max {
+                let shown = if asked == 0 {
+                    format!("{:?} (unlimited)", config.memory_limit)
+                } else {
+                    config.memory_limit.clone()
+                };
                 return Err(refuse(
                     "memory_limit",
                     format!(
-                        "{} is above this server's cap of {} (--max-memory)",
-                        config.memory_limit,
+                        "{shown} is above this server's cap of {} (--max-memory)",
                         human_bytes(max)
                     ),
                 ));
@@ -310,6 +315,9 @@ mod tests {
                 "every address",
             ),
             (json!({"memory_limit": "64g"}), "memory_limit", "8g"),
+            // 0 is no limit at all to the engine: it must not slip under the cap.
+            (json!({"memory_limit": "0"}), "memory_limit", "unlimited"),
+            (json!({"memory_limit": "0m"}), "memory_limit", "unlimited"),
             (json!({"cpu_limit": 16}), "cpu_limit", "--max-cpus"),
             (json!({"pids_limit": 0}), "pids_limit", "unlimited"),
             (json!({"pids_limit": 100000}), "pids_limit", "4096"),

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// What a waiter is handed.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,6 +27,8 @@ enum Handoff {
 pub(super) enum Refusal {
     Empty,
     TimedOut,
+    /// The caller went away while it waited.
+    Cancelled,
 }
 
 #[derive(Default)]
@@ -177,8 +180,14 @@ impl Pools {
         })
     }
 
-    /// The least recently used free member, waiting up to `wait` in arrival order.
-    pub(super) async fn acquire(&self, tenant: &str, wait: Duration) -> Result<String, Refusal> {
+    /// The least recently used free member, waiting up to `wait` in arrival order. A caller
+    /// that goes away (`cancel`) leaves the queue at once, passing on what it was handed.
+    pub(super) async fn acquire(
+        &self,
+        tenant: &str,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<String, Refusal> {
         let rx = self.with(tenant, |pool| {
             if pool.is_empty() {
                 return Err(Refusal::Empty);
@@ -203,7 +212,11 @@ impl Pools {
             rx: Some(rx),
         };
         let handed = match waiter.rx.as_mut() {
-            Some(rx) => tokio::time::timeout(wait, rx).await,
+            Some(rx) => tokio::select! {
+                handed = tokio::time::timeout(wait, rx) => handed,
+                // Dropping the waiter closes its place in the queue.
+                () = cancel.cancelled() => return Err(Refusal::Cancelled),
+            },
             None => unreachable!("the receiver is set above"),
         };
         match handed {
@@ -274,6 +287,11 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(30);
 
+    /// A caller that never goes away.
+    fn never() -> CancellationToken {
+        CancellationToken::new()
+    }
+
     fn pool_of(ids: &[&str]) -> Arc<Pools> {
         let pools = Arc::new(Pools::default());
         for id in ids {
@@ -286,7 +304,10 @@ mod tests {
     async fn an_empty_pool_refuses_at_once() {
         let pools = Pools::default();
         let started = std::time::Instant::now();
-        assert_eq!(pools.acquire("t", LONG).await, Err(Refusal::Empty));
+        assert_eq!(
+            pools.acquire("t", LONG, &never()).await,
+            Err(Refusal::Empty)
+        );
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 
@@ -295,7 +316,7 @@ mod tests {
         let pools = pool_of(&["a", "b"]);
         let mut order = Vec::new();
         for _ in 0..4 {
-            let id = pools.acquire("t", LONG).await.unwrap();
+            let id = pools.acquire("t", LONG, &never()).await.unwrap();
             pools.release("t", &id);
             order.push(id);
         }
@@ -305,13 +326,13 @@ mod tests {
     #[tokio::test]
     async fn waiters_are_served_in_arrival_order_without_barging() {
         let pools = pool_of(&["a"]);
-        let held = pools.acquire("t", LONG).await.unwrap();
+        let held = pools.acquire("t", LONG, &never()).await.unwrap();
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
         for n in 0..3 {
             let mine = pools.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
-                let id = mine.acquire("t", LONG).await.unwrap();
+                let id = mine.acquire("t", LONG, &never()).await.unwrap();
                 done.send(n).unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 mine.release("t", &id);
@@ -323,7 +344,7 @@ mod tests {
         }
         pools.release("t", &held);
         // A newcomer arriving now queues behind the three rather than taking the freed member.
-        let late = pools.acquire("t", LONG).await.unwrap();
+        let late = pools.acquire("t", LONG, &never()).await.unwrap();
         assert_eq!(late, "a");
         let served: Vec<usize> = (0..3).map(|_| done_rx.try_recv().unwrap()).collect();
         assert_eq!(served, [0, 1, 2]);
@@ -332,20 +353,22 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_times_out_and_the_member_is_not_lost() {
         let pools = pool_of(&["a"]);
-        let held = pools.acquire("t", LONG).await.unwrap();
-        let waited = pools.acquire("t", Duration::from_millis(50)).await;
+        let held = pools.acquire("t", LONG, &never()).await.unwrap();
+        let waited = pools
+            .acquire("t", Duration::from_millis(50), &never())
+            .await;
         assert_eq!(waited, Err(Refusal::TimedOut));
         pools.release("t", &held);
-        assert_eq!(pools.acquire("t", LONG).await.unwrap(), "a");
+        assert_eq!(pools.acquire("t", LONG, &never()).await.unwrap(), "a");
     }
 
     #[tokio::test]
     async fn a_caller_that_goes_away_passes_its_member_on() {
         let pools = pool_of(&["a"]);
-        let held = pools.acquire("t", LONG).await.unwrap();
+        let held = pools.acquire("t", LONG, &never()).await.unwrap();
         let gone = {
             let pools = pools.clone();
-            tokio::spawn(async move { pools.acquire("t", LONG).await })
+            tokio::spawn(async move { pools.acquire("t", LONG, &never()).await })
         };
         while pools.stats("t").waiters == 0 {
             tokio::task::yield_now().await;
@@ -357,7 +380,9 @@ mod tests {
         let stats = pools.stats("t");
         assert_eq!((stats.members, stats.waiters), (1, 0));
         assert_eq!(
-            pools.acquire("t", Duration::from_millis(200)).await,
+            pools
+                .acquire("t", Duration::from_millis(200), &never())
+                .await,
             Ok("a".into())
         );
     }
@@ -365,10 +390,10 @@ mod tests {
     #[tokio::test]
     async fn losing_the_last_member_wakes_every_waiter_with_empty() {
         let pools = pool_of(&["a"]);
-        let held = pools.acquire("t", LONG).await.unwrap();
+        let held = pools.acquire("t", LONG, &never()).await.unwrap();
         let waiter = {
             let pools = pools.clone();
-            tokio::spawn(async move { pools.acquire("t", LONG).await })
+            tokio::spawn(async move { pools.acquire("t", LONG, &never()).await })
         };
         while pools.stats("t").waiters == 0 {
             tokio::task::yield_now().await;
@@ -381,10 +406,10 @@ mod tests {
     #[tokio::test]
     async fn a_replacement_keeps_waiters_waiting_and_serves_them() {
         let pools = pool_of(&["a"]);
-        let held = pools.acquire("t", LONG).await.unwrap();
+        let held = pools.acquire("t", LONG, &never()).await.unwrap();
         let waiter = {
             let pools = pools.clone();
-            tokio::spawn(async move { pools.acquire("t", LONG).await })
+            tokio::spawn(async move { pools.acquire("t", LONG, &never()).await })
         };
         while pools.stats("t").waiters == 0 {
             tokio::task::yield_now().await;
@@ -399,10 +424,43 @@ mod tests {
     async fn tenants_have_separate_pools() {
         let pools = pool_of(&["a"]);
         assert_eq!(
-            pools.acquire("other", Duration::from_millis(10)).await,
+            pools
+                .acquire("other", Duration::from_millis(10), &never())
+                .await,
             Err(Refusal::Empty)
         );
         assert!(!pools.is_member("other", "a"));
         assert!(pools.is_member("t", "a"));
+    }
+
+    #[tokio::test]
+    async fn a_departed_waiter_leaves_the_queue_at_once_and_delays_no_one() {
+        let pools = pool_of(&["a"]);
+        let held = pools.acquire("t", LONG, &never()).await.unwrap();
+        let gone = CancellationToken::new();
+        let departed = {
+            let pools = pools.clone();
+            let gone = gone.clone();
+            tokio::spawn(async move { pools.acquire("t", LONG, &gone).await })
+        };
+        while pools.stats("t").waiters == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The caller goes away, but its task is still alive (as a spawned request's is).
+        gone.cancel();
+        let left = tokio::time::timeout(Duration::from_secs(1), departed).await;
+        assert_eq!(left.unwrap().unwrap(), Err(Refusal::Cancelled));
+        assert_eq!(pools.stats("t").waiters, 0);
+        // The next caller is served the moment the member is freed.
+        let next = {
+            let pools = pools.clone();
+            tokio::spawn(async move { pools.acquire("t", LONG, &never()).await })
+        };
+        while pools.stats("t").waiters == 0 {
+            tokio::task::yield_now().await;
+        }
+        pools.release("t", &held);
+        let served = tokio::time::timeout(Duration::from_secs(1), next).await;
+        assert_eq!(served.unwrap().unwrap(), Ok("a".into()));
     }
 }

@@ -876,3 +876,126 @@ fn the_json_flag_prints_the_address_on_stdout() {
         assert!(v["time"].is_string(), "{line}");
     }
 }
+
+#[test]
+fn exec_errors_before_the_command_are_json_and_after_it_are_events() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &[]);
+    let id = server.create(&env, &[]);
+    // What the request or the registry shows is refused before any stream, whatever the timing.
+    for (request, kind) in [
+        (json!({"argv": ["true"], "env": ["=x"]}), "usage"),
+        (json!({"argv": ["true"], "env": ["A B=1"]}), "usage"),
+    ] {
+        let (status, body) = call(
+            server
+                .post(&format!("/v1/sandboxes/{id}/exec"))
+                .json(&request),
+        );
+        assert_eq!(
+            (status, body["error"]["kind"].as_str()),
+            (400, Some(kind)),
+            "{request}: {body}"
+        );
+        assert!(detail(&body).contains("KEY=VALUE"), "{body}");
+    }
+    // What only the engine finds (a missing working directory) is the stream's `error` event.
+    let s = exec(
+        &server,
+        &id,
+        json!({"argv": ["true"], "workdir": "/no/such/dir"}),
+    );
+    assert_eq!(s.last["type"], "error", "{}", s.last);
+    assert_eq!(s.last["error"]["kind"], "no_workdir", "{}", s.last);
+    server.delete(&format!("/sandbox/{id}")).send().unwrap();
+}
+
+#[test]
+fn a_delete_whose_client_disconnects_still_removes_the_sandbox() {
+    use std::io::Write as _;
+    let env = TestEnv::new();
+    let server = Server::start(&env, &[]);
+    for route in ["/v1/sandboxes/", "/sandbox/"] {
+        let id = server.create(&env, &[]);
+        // The request, then the connection closed before the answer comes.
+        let address = server.base.trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "DELETE {route}{id} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        stream.flush().unwrap();
+        // Gone once the server has started on it; then the client leaves mid-removal.
+        poll_until("the delete is under way", 10, || {
+            server
+                .get(&format!("/v1/sandboxes/{id}"))
+                .send()
+                .unwrap()
+                .status()
+                == 404
+        });
+        stream.shutdown(std::net::Shutdown::Both).unwrap();
+        drop(stream);
+        let gone = || {
+            !docker(&["ps", "-aq", "--filter", &format!("label=enclave.id={id}")])
+                .stdout
+                .iter()
+                .any(|b| !b.is_ascii_whitespace())
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !gone() {
+            assert!(
+                Instant::now() < deadline,
+                "{route}{id} was not removed; the server's log:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (status, body) = call(server.get(&format!("/v1/sandboxes/{id}")));
+        assert_eq!(status, 404, "{body}");
+        // And forgotten for good: the state file a next run adopts from no longer has it.
+        poll_until("the state file forgets it", 10, || {
+            let state = env.state_dir.path().join("server").join("state.json");
+            !std::fs::read_to_string(state)
+                .unwrap_or_default()
+                .contains(&id)
+        });
+    }
+}
+
+#[test]
+fn a_call_past_the_shutdown_grace_is_killed_before_the_server_exits() {
+    let env = TestEnv::new();
+    let mut server = Server::start(&env, &["--shutdown-grace", "1"]);
+    let id = server.create(&env, &["shell_executor"]);
+    let client = server.client.clone();
+    let url = server.url("/sandbox/tool/execute");
+    let call_id = id.clone();
+    let slow = std::thread::spawn(move || {
+        client
+            .post(url)
+            .json(
+                &json!({"sandbox_id": call_id, "tool_name": "shell_executor",
+                          "parameters": {"command": "sleep 314", "timeout": 600}}),
+            )
+            .send()
+    });
+    let running = |server: &Server| {
+        let s = exec(
+            server,
+            &id,
+            json!({"argv": ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]}),
+        );
+        String::from_utf8_lossy(&s.stdout).contains("sleep 314")
+    };
+    poll_until("the long call runs", 15, || running(&server));
+    let status = server.terminate(60);
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    let _ = slow.join();
+
+    // The sandbox stays for the next run, without the command the grace period cut short.
+    let next = Server::start(&env, &[]);
+    assert!(!running(&next), "the call outlived the server");
+    next.delete(&format!("/sandbox/{id}")).send().unwrap();
+}

@@ -417,6 +417,8 @@ fn the_policy_refuses_each_risky_field_by_name() {
         (json!({"network": "host"}), "network"),
         (json!({"ports": {"80/tcp": ["0.0.0.0", 8080]}}), "ports"),
         (json!({"memory_limit": "512g"}), "memory_limit"),
+        // 0 is no limit at all to the engine: under a cap it is refused, not unlimited.
+        (json!({"memory_limit": "0"}), "memory_limit"),
         (json!({"cpu_limit": 64}), "cpu_limit"),
         (json!({"pids_limit": 0}), "pids_limit"),
     ];
@@ -452,4 +454,98 @@ fn the_policy_refuses_each_risky_field_by_name() {
         "{body}"
     );
     assert_eq!(env.containers().len(), 1);
+}
+
+#[test]
+fn a_pool_waiter_whose_client_leaves_leaves_the_queue_at_once() {
+    let env = TestEnv::new();
+    let server = Server::start(&env, &[]);
+    let api = api(&server);
+    api.pool_init(1, &config(&env, &["shell_executor"]));
+    std::thread::scope(|s| {
+        let busy = s.spawn(|| api.pool_shell("sleep 6; echo done", None));
+        poll_until("the member is lent", 10, || api.stats()["pool_size"] == 0);
+        // A caller queues, then gives up after a second while the member is still lent.
+        let gave_up = server
+            .post("/pool/execute?tool_name=shell_executor&timeout=60")
+            .timeout(Duration::from_secs(1))
+            .json(&json!({"command": "echo never"}))
+            .send();
+        assert!(gave_up.is_err(), "the waiter should still be queued");
+        // It is out of the queue well before the member comes back, so it cannot be handed
+        // the member ahead of the next caller.
+        poll_until("the departed waiter leaves the queue", 3, || {
+            api.stats()["pool_waiters"] == 0
+        });
+        assert!(
+            !busy.is_finished(),
+            "the lent member came back too soon to tell"
+        );
+        let next = s.spawn(|| api.pool_shell("echo next", Some(30.0)));
+        let (status, body) = busy.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = next.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_ok_output(&body, "next");
+    });
+    assert_eq!(api.stats()["pool_size"], 1, "the member came back");
+}
+
+#[test]
+fn a_free_pool_member_found_dead_by_a_direct_call_is_replaced_at_once() {
+    let env = TestEnv::new();
+    // The reaper will not come round during the test: the call itself must take it out.
+    let server = Server::start(&env, &["--cleanup-interval", "3600"]);
+    let api = api(&server);
+    let ids = api.pool_init(1, &config(&env, &["shell_executor"]));
+    let out = docker(&["rm", "-f", &container_of(&ids[0])]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = api.execute(&ids[0], "shell_executor", json!({"command": "echo hi"}));
+    assert!(
+        status != 200 || body["status"] != "success",
+        "a removed container answered: {status} {body}"
+    );
+    // Out of the free list at once (never lent dead), and replaced.
+    poll_until("the dead member is replaced", 60, || {
+        let listed = api.ids();
+        let stats = api.stats();
+        !listed.contains(&ids[0]) && listed.len() == 1 && stats["pool_size"] == 1
+    });
+    let (status, body) = api.pool_shell("echo fresh", Some(30.0));
+    assert_eq!(status, 200, "{body}");
+    assert_ok_output(&body, "fresh");
+}
+
+#[test]
+fn a_pool_member_stopped_while_no_server_ran_is_replaced_on_adoption() {
+    let env = TestEnv::new();
+    let cfg = config(&env, &["shell_executor"]);
+    let mut first = Server::start(&env, &[]);
+    let pooled = api(&first).pool_init(1, &cfg);
+    let exit = first.terminate(30);
+    assert!(exit.success(), "{exit}\n{}", first.log());
+    let out = docker(&["kill", &container_of(&pooled[0])]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let second = Server::start(&env, &["--cleanup-interval", "3600"]);
+    let api = api(&second);
+    poll_until("the stopped member is removed and replaced", 60, || {
+        let listed = api.ids();
+        !listed.contains(&pooled[0]) && listed.len() == 1 && api.stats()["pool_size"] == 1
+    });
+    assert!(
+        !container_exists(&pooled[0]),
+        "the stopped member's container stayed"
+    );
+    let (status, body) = api.pool_shell("echo replaced", Some(30.0));
+    assert_eq!(status, 200, "{body}");
+    assert_ok_output(&body, "replaced");
 }
