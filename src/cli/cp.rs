@@ -546,10 +546,34 @@ fn no_links_between(root: &Path, relative: &Path) -> Result<()> {
     for part in parents {
         at.push(part);
         if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
-            bail!("refusing to write through the link `{}`", at.display());
+            bail!(
+                "refusing to follow the link `{}`: what an archive holds stays inside the destination",
+                at.display()
+            );
         }
     }
     Ok(())
+}
+
+/// The file a hard link entry names, under the root: reached without a link, as every other
+/// entry is. Without this check an archive holding `a -> /etc` and then a hard link to
+/// `a/shadow` would link a file of this machine into DEST.
+fn link_target(plan: &Plan, name: &Path) -> Result<PathBuf> {
+    let Some(relative) = plan.map(name)? else {
+        bail!("a hard link to the archive's top");
+    };
+    no_links_between(&plan.root, &relative)?;
+    let target = plan.root.join(&relative);
+    let meta = fs::symlink_metadata(&target).with_context(|| {
+        format!(
+            "a hard link to `{}`, which the archive did not hold before it",
+            name.display()
+        )
+    })?;
+    if !(meta.is_file() || meta.is_symlink()) {
+        bail!("a hard link to `{}`, which is not a file", name.display());
+    }
+    Ok(target)
 }
 
 fn write_entry<R: io::Read>(entry: &mut tar::Entry<R>, dest: &Path, plan: &Plan) -> Result<()> {
@@ -568,11 +592,12 @@ fn write_entry<R: io::Read>(entry: &mut tar::Entry<R>, dest: &Path, plan: &Plan)
                 .context("a hard link's target")?
                 .context("a hard link without a target")?
                 .into_owned();
-            let Some(target) = plan.map(&target)? else {
-                bail!("a hard link to the archive's top");
-            };
-            let target = plan.root.join(target);
+            let target = link_target(plan, &target).with_context(|| {
+                format!("linking `{}` to `{}`", dest.display(), target.display())
+            })?;
             let _ = fs::remove_file(dest);
+            // `hard_link` does not follow `target` itself when it is a symlink: the new entry
+            // is then a copy of that symlink, one the archive could have sent as it is.
             fs::hard_link(&target, dest)
                 .with_context(|| format!("linking `{}`", dest.display()))?;
             return Ok(());

@@ -7,6 +7,7 @@ mod exec;
 mod input;
 mod inspect;
 mod ls;
+mod outcomes;
 mod rm;
 mod run;
 mod run_tool;
@@ -139,9 +140,16 @@ impl Ctx {
     /// The manager of the sandbox `id_or_prefix` names: `--server`'s when given, else wherever
     /// the state file recorded it (a server's URL, or the local engine).
     pub(crate) async fn manager_for(&self, id_or_prefix: &str) -> Result<Box<dyn Manager>> {
+        let (location, state) = self.place_of(id_or_prefix)?;
+        self.manager_at(&location, state).await
+    }
+
+    /// Where the sandbox `id_or_prefix` names lives, and the state file.
+    fn place_of(&self, id_or_prefix: &str) -> Result<(Location, StateStore)> {
         let state = StateStore::from_env()?;
         if let Some(url) = &self.server {
-            return self.remote(url, state);
+            let url = url.clone();
+            return Ok((Location::Server { url }, state));
         }
         // An unreadable state file is the local manager's to recover; it holds the local
         // sandboxes' labels.
@@ -149,9 +157,13 @@ impl Ctx {
             Ok(data) => data.location_of(id_or_prefix)?,
             Err(_) => None,
         };
+        Ok((location.unwrap_or(Location::Docker), state))
+    }
+
+    async fn manager_at(&self, location: &Location, state: StateStore) -> Result<Box<dyn Manager>> {
         match location {
-            Some(Location::Server { url }) => self.remote(&url, state),
-            Some(Location::Docker) | None => self.local(state).await,
+            Location::Server { url } => self.remote(url, state),
+            Location::Docker => self.local(state).await,
         }
     }
 
@@ -194,6 +206,38 @@ impl Ctx {
     /// The error for a command stopped by a signal.
     pub(crate) fn interrupted(&self) -> Error {
         Error::Interrupted(self.signal.get().copied().unwrap_or(Signal::Interrupt))
+    }
+}
+
+/// The managers one command opened, one per place sandboxes live: a command naming several ids
+/// connects to each place once (connecting to the engine costs a round trip).
+pub(crate) struct Managers<'a> {
+    ctx: &'a Ctx,
+    opened: Vec<(Location, Box<dyn Manager>)>,
+}
+
+impl<'a> Managers<'a> {
+    pub(crate) fn new(ctx: &'a Ctx) -> Self {
+        Managers {
+            ctx,
+            opened: Vec::new(),
+        }
+    }
+
+    /// The manager of the sandbox `id_or_prefix` names, as `Ctx::manager_for` finds it; opened
+    /// the first time its place is asked for. A place that could not be opened is tried again
+    /// for the next id, which then fails (or not) on its own.
+    pub(crate) async fn for_id(&mut self, id_or_prefix: &str) -> Result<&dyn Manager> {
+        let (location, state) = self.ctx.place_of(id_or_prefix)?;
+        let at = match self.opened.iter().position(|(l, _)| *l == location) {
+            Some(at) => at,
+            None => {
+                let manager = self.ctx.manager_at(&location, state).await?;
+                self.opened.push((location, manager));
+                self.opened.len() - 1
+            }
+        };
+        Ok(self.opened[at].1.as_ref())
     }
 }
 

@@ -4,8 +4,8 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::{parse_sandbox_id, Ctx};
-use crate::error::{self, exit_code, Report};
+use super::outcomes::{Done, Outcomes};
+use super::{parse_sandbox_id, Ctx, Managers};
 
 #[derive(Debug, Args)]
 pub(crate) struct StopArgs {
@@ -14,53 +14,36 @@ pub(crate) struct StopArgs {
     pub(crate) ids: Vec<String>,
 }
 
-/// One id's outcome in `stop --json`, shaped as `rm --json`'s.
+/// A stopped sandbox in `stop --json`, shaped as `rm --json`'s outcomes.
 #[derive(Debug, Serialize)]
-struct Outcome {
+struct Stopped {
     id: String,
-    /// `stopped`, or `error`.
     result: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<Report>,
+}
+
+impl Done for Stopped {
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 pub(crate) async fn run(args: StopArgs, ctx: &Ctx) -> Result<u8> {
-    let mut outcomes = Vec::new();
-    let mut code = exit_code::SUCCESS;
-    // One failure does not stop the others; the exit code reports it.
+    let mut outcomes = Outcomes::new();
+    let mut managers = Managers::new(ctx);
     for id in args.ids {
-        match stop(&id, ctx).await {
-            Ok(stopped) => {
-                if !ctx.output.json {
-                    ctx.output.line(&stopped).await?;
-                }
-                outcomes.push(Outcome {
-                    id: stopped,
-                    result: "stopped",
-                    error: None,
-                });
-            }
-            Err(e) => {
-                ctx.output.error_text(&e);
-                code = error::exit_code_of(&e);
-                outcomes.push(Outcome {
-                    id,
-                    result: "error",
-                    error: Some(Report::of(&e)),
-                });
-            }
-        }
+        let stopped = stop(&id, &mut managers).await;
+        outcomes.add(id, stopped, ctx).await?;
     }
-    if ctx.output.json {
-        ctx.output.json(&outcomes).await?;
-    }
-    Ok(code)
+    outcomes.finish(ctx).await
 }
 
-/// Looks `id` up where it lives and stops it; its full id.
-async fn stop(id: &str, ctx: &Ctx) -> Result<String> {
-    let manager = ctx.manager_for(id).await?;
+/// Looks `id` up where it lives and stops it.
+async fn stop(id: &str, managers: &mut Managers<'_>) -> Result<Stopped> {
+    let manager = managers.for_id(id).await?;
     let sandbox = manager.find(id).await?;
     manager.stop(&sandbox).await?;
-    Ok(sandbox.id)
+    Ok(Stopped {
+        id: sandbox.id,
+        result: "stopped",
+    })
 }

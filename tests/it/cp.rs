@@ -308,3 +308,134 @@ fn json_says_what_was_copied() {
     assert_eq!(doc["entries"], 1);
     assert_eq!(doc["bytes"], 5);
 }
+
+/// An archive of these entries, in this order: `(path, what)` where `what` is `dir`, `file:TEXT`,
+/// `symlink:TARGET` or `hardlink:TARGET`.
+fn archive(entries: &[(&str, String)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, what) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o755);
+        let (kind, arg) = what.split_once(':').unwrap_or((what, ""));
+        let data = if kind == "file" { arg.as_bytes() } else { b"" };
+        header.set_size(data.len() as u64);
+        header.set_entry_type(match kind {
+            "dir" => tar::EntryType::Directory,
+            "file" => tar::EntryType::Regular,
+            "symlink" => tar::EntryType::Symlink,
+            "hardlink" => tar::EntryType::Link,
+            other => panic!("no entry kind `{other}`"),
+        });
+        if matches!(kind, "symlink" | "hardlink") {
+            header.set_link_name(arg).unwrap();
+        }
+        builder.append_data(&mut header, path, data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// A server that answers as an enclave server does for one running sandbox, `evil0001`, whose
+/// archive is `tar` whatever path is asked; its URL. It plays a compromised server: the only
+/// way such an archive reaches `enclave cp`, since Docker neither lets a sandbox plant a hard
+/// link through a symlink nor ever names one through a symlink in the archives it makes.
+fn hostile_server(tar: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let info = serde_json::json!({
+        "id": "evil0001", "status": "running", "type": "docker",
+        "config": {"image": "evil"}, "metadata": {}, "available_tools": {},
+        "created_at": "2024-01-01T00:00:00.000000Z", "updated_at": "2024-01-01T00:00:00.000000Z",
+    })
+    .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let (kind, body) = if request_line.contains("/archive") {
+                ("application/x-tar", tar.clone())
+            } else {
+                ("application/json", info.clone().into_bytes())
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}
+
+#[test]
+fn an_archive_never_reaches_outside_the_destination() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    // A directory of this machine the archive aims at, with a file in it.
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret");
+    fs::write(&secret, "of this machine\n").unwrap();
+    let aim = || format!("symlink:{}", outside.path().display());
+    let cases = [
+        // A symlink out, then a hard link through it: would link `secret` into DEST.
+        (
+            vec![
+                ("dir", "dir".to_string()),
+                ("dir/a", aim()),
+                ("dir/b", "hardlink:dir/a/secret".to_string()),
+            ],
+            "refusing to follow the link",
+        ),
+        // A symlink out, then a file through it: would write into `outside`.
+        (
+            vec![
+                ("dir", "dir".to_string()),
+                ("dir/a", aim()),
+                ("dir/a/planted", "file:x".to_string()),
+            ],
+            "refusing to follow the link",
+        ),
+        // A hard link that climbs out by `..`.
+        (
+            vec![
+                ("dir", "dir".to_string()),
+                (
+                    "dir/b",
+                    format!("hardlink:dir/../../..{}", secret.display()),
+                ),
+            ],
+            "outside its directory",
+        ),
+    ];
+    for (entries, says) in cases {
+        let url = hostile_server(archive(&entries));
+        let local = tempfile::tempdir().unwrap();
+        let dest = local.path().join("out");
+        let out = env
+            .cmd()
+            .args(["--server", &url, "cp", "evil0001:/dir"])
+            .arg(&dest)
+            .output()
+            .unwrap();
+        let shown = format!("{entries:?}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(stderr(&out).contains(says), "{shown}");
+        assert!(stderr(&out).contains("evil0001:/dir"), "{shown}");
+        // Nothing of this machine was linked, written or added to.
+        assert_eq!(fs::metadata(&secret).unwrap().nlink(), 1, "{shown}");
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "of this machine\n");
+        let names: Vec<_> = fs::read_dir(outside.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["secret"], "{shown}");
+        assert!(!dest.join("b").exists(), "{shown}");
+    }
+}

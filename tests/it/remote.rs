@@ -1,10 +1,7 @@
-//! Remote mode: every command through a real `enclave server` (started here on a loopback port
-//! of its own), with the same output, JSON shapes and exit codes as locally; ids that find their
+//! Remote mode: every command through a real `enclave server` (`server::Server`, on a loopback
+//! port of its own), with the same output, JSON shapes and exit codes as locally; ids that find their
 //! server through the state file; and `enclave stop`, locally and through a server.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command as StdCommand, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
@@ -14,94 +11,13 @@ use crate::common::{
     poll_until, read_stdout, send_signal, spawn_with, stderr, stdout, test_image, wait_within,
     TestEnv,
 };
+use crate::server::Server;
 
 const KEY: &str = "test-key-5b1f";
 
-/// An `enclave server` on a free loopback port, with a state directory of its own; stopped
-/// (and waited for) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    _state: tempfile::TempDir,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start() -> Self {
-        let state = tempfile::tempdir().unwrap();
-        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("enclave"))
-            .args(["server", "--port", "0", "--state-dir"])
-            .arg(state.path())
-            .env("ENCLAVE_STATE_DIR", state.path())
-            .env("ENCLAVE_API_KEY", KEY)
-            .env("NO_COLOR", "1")
-            .env_remove("ENCLAVE_SERVER")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start enclave server");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = String::new();
-        let url = loop {
-            assert!(Instant::now() < deadline, "no `listening on` line: {seen}");
-            let Some(Ok(line)) = lines.next() else {
-                let _ = child.kill();
-                panic!("enclave server ended before listening: {seen}");
-            };
-            seen.push_str(&line);
-            seen.push('\n');
-            if let Some(at) = line.find("listening on ") {
-                let url = line[at + "listening on ".len()..].trim();
-                break url.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep reading the log, so the server never blocks on a full pipe.
-        let log = Arc::new(Mutex::new(seen));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Server {
-            child,
-            url,
-            _state: state,
-            log,
-        }
-    }
-
-    /// `enclave` as a client of this server, with the right key and `env`'s state dir.
-    fn client(&self, env: &TestEnv) -> Command {
-        let mut cmd = env.cmd();
-        cmd.env("ENCLAVE_SERVER", &self.url)
-            .env("ENCLAVE_API_KEY", KEY);
-        cmd
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = StdCommand::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("server log:\n{}", self.log.lock().unwrap());
-        }
-    }
+/// An `enclave server` on a free loopback port that requires `KEY`.
+fn start_server(env: &TestEnv) -> Server {
+    Server::start_with_key(env, KEY, &[])
 }
 
 fn create_on(server: &Server, env: &TestEnv, extra: &[&str]) -> String {
@@ -144,12 +60,12 @@ fn record(env: &TestEnv, id: &str) -> Option<Value> {
 #[test]
 fn a_sandbox_lives_its_whole_life_through_a_server() {
     let env = TestEnv::new();
-    let server = Server::start();
+    let server = start_server(&env);
     let id = create_on(&server, &env, &["--tool", "shell_executor"]);
     // Recorded with where it lives, never with the key.
     let rec = record(&env, &id).expect("recorded");
     assert_eq!(rec["location"]["kind"], "server");
-    assert_eq!(rec["location"]["url"], server.url.trim_end_matches('/'));
+    assert_eq!(rec["location"]["url"], server.base.trim_end_matches('/'));
     assert!(!rec.to_string().contains(KEY));
 
     // Output, stderr and the exit code pass through.
@@ -242,10 +158,15 @@ fn a_sandbox_lives_its_whole_life_through_a_server() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "found\n");
 
-    // stop: it stays, refusing commands with the usual error.
-    let out = server.client(&env).args(["stop", &id]).output().unwrap();
+    // stop: it stays, refusing commands with the usual error. Two ids, one connection.
+    let out = server
+        .client(&env)
+        .args(["-v", "stop", &id, &id[..6]])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), format!("{id}\n"));
+    assert_eq!(stdout(&out), format!("{id}\n{id}\n"));
+    assert_eq!(opened(&out, "server: "), 1, "{}", stderr(&out));
     let out = server
         .client(&env)
         .args(["--json", "exec", &id, "true"])
@@ -276,7 +197,7 @@ fn a_sandbox_lives_its_whole_life_through_a_server() {
 #[test]
 fn run_and_cp_work_through_a_server() {
     let env = TestEnv::new();
-    let server = Server::start();
+    let server = start_server(&env);
     let out = server
         .client(&env)
         .args(["run", "--image", &test_image()])
@@ -314,7 +235,7 @@ fn run_and_cp_work_through_a_server() {
 #[test]
 fn json_documents_and_errors_match_local_ones() {
     let env = TestEnv::new();
-    let server = Server::start();
+    let server = start_server(&env);
     let remote_id = create_on(&server, &env, &[]);
     let local_id = env.create(&[]);
 
@@ -399,7 +320,7 @@ fn an_unreachable_server_exits_125_naming_it() {
 #[test]
 fn a_wrong_key_says_which_setting_to_fix() {
     let env = TestEnv::new();
-    let server = Server::start();
+    let server = start_server(&env);
     let out = server
         .client(&env)
         .env("ENCLAVE_API_KEY", "wrong")
@@ -465,20 +386,36 @@ fn stop_leaves_a_local_sandbox_that_refuses_commands() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
-    // Stopping again is fine; removing works as ever.
-    let out = env.cmd().args(["stop", &id]).output().unwrap();
+    // Stopping again is fine; removing works as ever. Several ids, one connection to the
+    // engine; an id that fails does not stop the others.
+    let out = env.cmd().args(["-v", "stop", &id, &id]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = env.cmd().args(["rm", &id]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{id}\n{id}\n"));
+    assert_eq!(opened(&out, "engine: "), 1, "{}", stderr(&out));
+    let out = env
+        .cmd()
+        .args(["-v", "rm", "zzzzzzzz", &id])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{id}\n"));
+    assert!(stderr(&out).contains("sandbox `zzzzzzzz` not found"));
+    assert_eq!(opened(&out, "engine: "), 1, "{}", stderr(&out));
+    assert!(env.containers().is_empty(), "the container is gone");
+}
+
+/// How many managers a `-v` command opened, by their `engine: ` or `server: ` notes.
+fn opened(out: &std::process::Output, what: &str) -> usize {
+    stderr(out).lines().filter(|l| l.starts_with(what)).count()
 }
 
 #[test]
 fn a_closed_pipe_and_ctrl_c_stop_a_remote_command_and_what_it_started() {
     let env = TestEnv::new();
-    let server = Server::start();
+    let server = start_server(&env);
     let id = create_on(&server, &env, &[]);
     let remote = [
-        ("ENCLAVE_SERVER", server.url.as_str()),
+        ("ENCLAVE_SERVER", server.base.as_str()),
         ("ENCLAVE_API_KEY", KEY),
     ];
     let running = |name: &str| {

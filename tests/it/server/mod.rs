@@ -83,6 +83,25 @@ impl Server {
         cmd
     }
 
+    /// Starts the server requiring `key` of every caller; its calls, and its `client`s, carry it.
+    pub(crate) fn start_with_key(env: &TestEnv, key: &str, flags: &[&str]) -> Server {
+        let flags: Vec<&str> = ["--api-key", key].iter().chain(flags).copied().collect();
+        Server::start(env, &flags).with_key(key)
+    }
+
+    /// The `enclave` binary as a client of this server (`ENCLAVE_SERVER`, and its key if it has
+    /// one), with `env`'s state dir: the client's state file, apart from the server's, which
+    /// lives in `server/` below it.
+    pub(crate) fn client(&self, env: &TestEnv) -> assert_cmd::Command {
+        let mut cmd = env.cmd();
+        cmd.env("ENCLAVE_SERVER", &self.base);
+        match &self.key {
+            Some(key) => cmd.env("ENCLAVE_API_KEY", key),
+            None => cmd.env_remove("ENCLAVE_API_KEY"),
+        };
+        cmd
+    }
+
     /// The same server, its calls carrying `key` in `X-API-Key`.
     pub(crate) fn with_key(mut self, key: &str) -> Server {
         self.key = Some(key.to_string());
@@ -163,6 +182,9 @@ impl Drop for Server {
             }
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("server log:\n{}", self.log());
         }
     }
 }
