@@ -139,35 +139,75 @@ def docker_rm_ms():
     return statistics.median(samples)
 
 
-async def measure(name, url, pid):
-    timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=64)) as s:
-        await wait_ready(s, url)
-        await asyncio.sleep(1)
-        idle = sum(rss_mib(p) for p in tree_pids(pid))
-        start = time.perf_counter()
-        sid = await create(s, url)
-        await call(s, url, sid)
-        first_call = (time.perf_counter() - start) * 1000
+class Target:
+    """One server under test, with a sandbox to call."""
+
+    def __init__(self, name, url, pid, session):
+        self.name, self.url, self.pid, self.s = name, url, pid, session
+        self.sid = None
+
+
+async def first_call_ms(t):
+    """Create a sandbox, run one call in it: what a caller waits for before its first result."""
+    start = time.perf_counter()
+    sid = await create(t.s, t.url)
+    await call(t.s, t.url, sid)
+    took = (time.perf_counter() - start) * 1000
+    start = time.perf_counter()
+    async with t.s.delete(f"{t.url}/sandbox/{sid}") as r:
+        assert r.status == 200, await r.text()
+    return took, (time.perf_counter() - start) * 1000
+
+
+def merge(runs):
+    """Medians over rounds of `load` results; the peak RSS is the highest seen."""
+    keys = ("p50", "p95", "rate", "cpu_ms")
+    merged = {k: statistics.median(r[k] for r in runs) for k in keys}
+    merged["peak"] = max(r["peak"] for r in runs)
+    return merged
+
+
+async def measure_all(targets, rounds):
+    """Every measurement alternates between the servers (and, for 16 clients, the raw exec
+    floor), round after round, so a drift in the engine's speed hits all alike; medians."""
+    for t in targets:
+        await wait_ready(t.s, t.url)
+    await asyncio.sleep(1)
+    idle = {t.name: sum(rss_mib(p) for p in tree_pids(t.pid)) for t in targets}
+    firsts = {t.name: [] for t in targets}
+    deletes = {t.name: [] for t in targets}
+    for _ in range(rounds + 2):
+        for t in targets:
+            first, deleted = await first_call_ms(t)
+            firsts[t.name].append(first)
+            deletes[t.name].append(deleted)
+    for t in targets:
+        t.sid = await create(t.s, t.url)
         for _ in range(5):
-            await call(s, url, sid)
-        levels = {c: await load(s, url, sid, c, pid) for c in (1, 4, 16)}
-        deletes = []
-        for _ in range(3):
-            victim = await create(s, url)
-            start = time.perf_counter()
-            async with s.delete(f"{url}/sandbox/{victim}") as r:
-                assert r.status == 200, await r.text()
-            deletes.append((time.perf_counter() - start) * 1000)
-        async with s.delete(f"{url}/sandbox/{sid}") as r:
+            await call(t.s, t.url, t.sid)
+    levels = {t.name: {} for t in targets}
+    floors = []
+    for c in (1, 4, 16):
+        runs = {t.name: [] for t in targets}
+        for _ in range(rounds):
+            if c == 16:
+                floors.append(await docker_exec_floor(16))
+            for t in targets:
+                runs[t.name].append(await load(t.s, t.url, t.sid, c, t.pid))
+        for t in targets:
+            levels[t.name][c] = merge(runs[t.name])
+    for t in targets:
+        async with t.s.delete(f"{t.url}/sandbox/{t.sid}") as r:
             assert r.status == 200
-        return {"name": name, "idle": idle, "first_call": first_call, "levels": levels,
-                "delete": statistics.median(deletes)}
+    return [{"name": t.name, "idle": idle[t.name], "first_call": statistics.median(firsts[t.name]),
+             "levels": levels[t.name], "delete": statistics.median(deletes[t.name])}
+            for t in targets], statistics.median(floors)
 
 
-def report(results, floor16, enclave16, rm_ms):
+def report(results, floor16, rm_ms):
     e, m = results
-    print(f"calls per client level: {CALLS}; image: {IMAGE}\n")
+    print(f"calls per client level and round: {CALLS}; rounds: {os.environ.get('BENCH_ROUNDS', '3')} "
+          f"(medians; the servers alternate); image: {IMAGE}\n")
     print(f"{'':<34} {'enclave':>12} {'ms-enclave':>12} {'ratio':>8}")
 
     def line(label, a, b, fmt="{:.1f}"):
@@ -187,33 +227,26 @@ def report(results, floor16, enclave16, rm_ms):
          max(l["peak"] for l in m["levels"].values()))
     line("create to first call ms", e["first_call"], m["first_call"], "{:.0f}")
     line("delete ms", e["delete"], m["delete"], "{:.0f}")
-    print(f"\n16 clients, alternating 3 rounds each (medians): raw Docker exec floor {floor16:.1f} "
-          f"calls/s, enclave {enclave16:.1f} calls/s = {enclave16 / floor16:.2f}x of the floor")
+    enclave16 = e["levels"][16]["rate"]
+    print(f"\n16 clients: raw Docker exec floor {floor16:.1f} calls/s (median of the same rounds); "
+          f"enclave {enclave16:.1f} calls/s = {enclave16 / floor16:.2f}x of the floor")
     print(f"raw `docker rm -f`: {rm_ms:.0f} ms; enclave delete: {e['delete'] / rm_ms:.2f}x of it")
 
 
-async def floor_beside_enclave(url, pid, rounds=3):
-    """16-client rates of the raw exec floor and of enclave, alternating, so drift in the engine's
-    speed hits both alike; the medians."""
-    floors, rates = [], []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as s:
-        sid = await create(s, url)
-        for _ in range(rounds):
-            floors.append(await docker_exec_floor(16))
-            rates.append((await load(s, url, sid, 16, pid))["rate"])
-        async with s.delete(f"{url}/sandbox/{sid}") as r:
-            assert r.status == 200
-    return statistics.median(floors), statistics.median(rates)
-
-
 async def main():
-    enclave_url, enclave_pid = os.environ["ENCLAVE_URL"], int(os.environ["ENCLAVE_PID"])
-    results = [
-        await measure("enclave", enclave_url, enclave_pid),
-        await measure("ms-enclave", os.environ["MS_URL"], int(os.environ["MS_PID"])),
+    timeout = aiohttp.ClientTimeout(total=600)
+    sessions = [aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=64))
+                for _ in range(2)]
+    targets = [
+        Target("enclave", os.environ["ENCLAVE_URL"], int(os.environ["ENCLAVE_PID"]), sessions[0]),
+        Target("ms-enclave", os.environ["MS_URL"], int(os.environ["MS_PID"]), sessions[1]),
     ]
-    floor16, enclave16 = await floor_beside_enclave(enclave_url, enclave_pid)
-    report(results, floor16, enclave16, docker_rm_ms())
+    try:
+        results, floor16 = await measure_all(targets, int(os.environ.get("BENCH_ROUNDS", "3")))
+    finally:
+        for s in sessions:
+            await s.close()
+    report(results, floor16, docker_rm_ms())
 
 
 asyncio.run(main())

@@ -6,8 +6,10 @@
 #     concurrent clients on one sandbox, and the calls per second;
 #   - the server's CPU per call and its RSS idle and at peak under that load;
 #   - create-to-first-call, and delete (beside a raw `docker rm -f`).
+# Each measurement alternates between the two servers (and the raw exec floor at 16 clients) for
+# BENCH_ROUNDS rounds, and the medians are reported, so a drift in the engine hits all alike.
 #
-#   ./scripts/bench-server.sh                 # BENCH_CALLS=200 calls per client level
+#   ./scripts/bench-server.sh        # BENCH_CALLS=150 calls per level and round, BENCH_ROUNDS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,4 +47,4 @@ done
 enclave_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/enclave.log" | head -1)
 
 ENCLAVE_URL=$enclave_url ENCLAVE_PID=$enclave_pid MS_URL=http://127.0.0.1:$port MS_PID=$ms_pid \
-  BENCH_CALLS=${BENCH_CALLS:-200} "$venv/bin/python" benches/server.py
+  BENCH_CALLS=${BENCH_CALLS:-150} BENCH_ROUNDS=${BENCH_ROUNDS:-3} "$venv/bin/python" benches/server.py
