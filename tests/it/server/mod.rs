@@ -1,5 +1,6 @@
 //! `enclave server` through plain HTTP: the real binary on a loopback port 0, a real engine.
 
+mod health;
 mod http;
 mod service;
 
@@ -26,9 +27,12 @@ pub(crate) struct Server {
 impl Server {
     /// Starts the server with `flags` and this test's state dir; calls carry no key.
     pub(crate) fn start(env: &TestEnv, flags: &[&str]) -> Server {
-        let mut child = Self::command(env, flags)
-            .spawn()
-            .expect("start enclave server");
+        Self::start_command(Self::command(env, flags))
+    }
+
+    /// Starts the server `command` describes (`Server::command` plus changes).
+    pub(crate) fn start_command(mut command: Command) -> Server {
+        let mut child = command.spawn().expect("start enclave server");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
