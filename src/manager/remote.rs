@@ -621,22 +621,9 @@ pub(crate) fn sandbox_of(info: &SandboxInfo, location: Location, tracked: bool) 
         .and_then(Value::as_str)
         .map_or_else(|| config.image.clone(), str::to_string);
     Sandbox {
-        id: info.id.clone(),
-        sandbox_type: info.sandbox_type,
         image,
-        status: info.status,
-        tools: info.available_tools.keys().cloned().collect(),
-        created_at: Some(info.created_at),
-        container_id: info
-            .metadata
-            .get("container_id")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        location,
         tracked,
-        config,
-        revive_hint: None,
-        labels: Default::default(),
+        ..Sandbox::from_info(info, config, location)
     }
 }
 

@@ -103,6 +103,30 @@ pub struct Sandbox {
     pub labels: BTreeMap<String, String>,
 }
 
+impl Sandbox {
+    /// The sandbox `info` describes, with its typed `config`, living at `location`.
+    pub fn from_info(info: &SandboxInfo, config: DockerSandboxConfig, location: Location) -> Self {
+        Sandbox {
+            id: info.id.clone(),
+            sandbox_type: info.sandbox_type,
+            image: config.image.clone(),
+            status: info.status,
+            tools: info.available_tools.keys().cloned().collect(),
+            created_at: Some(info.created_at),
+            container_id: info
+                .metadata
+                .get("container_id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            location,
+            tracked: true,
+            config,
+            revive_hint: None,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
 /// What `remove` did to one sandbox.
 #[derive(Debug, Clone, Serialize)]
 pub struct Removed {

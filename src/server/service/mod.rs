@@ -428,7 +428,10 @@ impl Service {
             extra_labels: extra.clone().into_iter().collect(),
         };
         let info = self.manager.create(request, &NoProgress, cancel).await?;
-        let sandbox = sandbox_of(&info, sandbox_type, config, extra);
+        let sandbox = Sandbox {
+            labels: extra,
+            ..Sandbox::from_info(&info, config, Location::Docker)
+        };
         let status = if pooled {
             SandboxStatus::Busy // handed to the pool by the caller
         } else {
@@ -1100,32 +1103,6 @@ impl Replacement {
     }
 }
 
-/// The `Sandbox` a manager would find for a sandbox it just created, without asking it.
-fn sandbox_of(
-    info: &SandboxInfo,
-    sandbox_type: SandboxType,
-    config: DockerSandboxConfig,
-    labels: BTreeMap<String, String>,
-) -> Sandbox {
-    Sandbox {
-        id: info.id.clone(),
-        sandbox_type,
-        image: config.image.clone(),
-        status: SandboxStatus::Running,
-        tools: info.available_tools.keys().cloned().collect(),
-        created_at: Some(info.created_at),
-        container_id: info
-            .metadata
-            .get("container_id")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        location: Location::Docker,
-        tracked: true,
-        config,
-        revive_hint: None,
-        labels,
-    }
-}
 
 /// Whole seconds as an integer (ms-enclave's `300`), else a float.
 fn secs_json(d: Duration) -> Value {
