@@ -251,6 +251,9 @@ fn record_from_summary(s: ContainerSummary) -> Option<ContainerRecord> {
     let labels = s.labels.unwrap_or_default();
     let sandbox_id = labels.get(LABEL_ID)?.clone();
     let state = s.state.map(|s| s.to_string()).unwrap_or_default();
+    let config = labels
+        .get(LABEL_CONFIG)
+        .and_then(|c| DockerSandboxConfig::from_json(c).ok());
     Some(ContainerRecord {
         container_id: s.id.unwrap_or_default(),
         sandbox_type: labels.get(LABEL_TYPE).and_then(|t| SandboxType::parse(t)),
@@ -269,22 +272,19 @@ fn record_from_summary(s: ContainerSummary) -> Option<ContainerRecord> {
             .get(LABEL_CREATED)
             .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
             .map(|c| c.with_timezone(&Utc)),
-        config: labels
-            .get(LABEL_CONFIG)
-            .and_then(|c| DockerSandboxConfig::from_json(c).ok()),
         owner: labels.get(LABEL_OWNER).cloned(),
-        extra_labels: extra_labels(&labels),
+        extra_labels: extra_labels(&labels, config.as_ref()),
+        config,
         sandbox_id,
     })
 }
 
 /// The labels a creator added beyond enclave's own and those the config asked for.
-fn extra_labels(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
-    let configured = labels
-        .get(LABEL_CONFIG)
-        .and_then(|c| DockerSandboxConfig::from_json(c).ok())
-        .map(|c| c.labels)
-        .unwrap_or_default();
+fn extra_labels(
+    labels: &HashMap<String, String>,
+    config: Option<&DockerSandboxConfig>,
+) -> BTreeMap<String, String> {
+    let configured = |key: &str| config.is_some_and(|c| c.labels.contains_key(key));
     let ours = [
         LABEL_ID,
         LABEL_TYPE,
@@ -295,7 +295,7 @@ fn extra_labels(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
     ];
     labels
         .iter()
-        .filter(|(k, _)| !ours.contains(&k.as_str()) && !configured.contains_key(*k))
+        .filter(|(k, _)| !ours.contains(&k.as_str()) && !configured(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -1103,7 +1103,6 @@ impl Replacement {
     }
 }
 
-
 /// Whole seconds as an integer (ms-enclave's `300`), else a float.
 fn secs_json(d: Duration) -> Value {
     if d.subsec_nanos() == 0 {
