@@ -215,13 +215,11 @@ async fn stop(
     Who(caller): Who,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    // In a task of its own: a client that leaves does not cut a stop halfway.
-    let service = state.service.clone();
-    until_client_leaves(&state.service, move |_| async move {
-        service.stop(&caller, &id).await
-    })
-    .await?
-    .map_err(|e| not_found_short(&e))?;
+    state
+        .service
+        .stop(&caller, &id)
+        .await
+        .map_err(|e| not_found_short(&e))?;
     Ok(ok(&json!({"message": "Sandbox stopped successfully"})))
 }
 
@@ -230,13 +228,11 @@ async fn remove(
     Who(caller): Who,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    // In a task of its own: a client that leaves does not leave a container the server forgot.
-    let service = state.service.clone();
-    until_client_leaves(&state.service, move |_| async move {
-        service.delete(&caller, &id).await
-    })
-    .await?
-    .map_err(|e| not_found_short(&e))?;
+    state
+        .service
+        .delete(&caller, &id)
+        .await
+        .map_err(|e| not_found_short(&e))?;
     Ok(ok(&json!({"message": "Sandbox deleted successfully"})))
 }
 

@@ -171,7 +171,7 @@ pub(crate) fn status_of(kind: &str) -> StatusCode {
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "pool_timeout" => StatusCode::REQUEST_TIMEOUT,
         "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "docker_unavailable" | "interrupted" => StatusCode::SERVICE_UNAVAILABLE,
+        "docker_unavailable" | "interrupted" | "shutting_down" => StatusCode::SERVICE_UNAVAILABLE,
         "engine_error" => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -146,13 +146,11 @@ async fn remove(
     Who(caller): Who,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    // In a task of its own: a client that leaves does not leave a container the server forgot.
-    let service = state.service.clone();
-    let removed = until_client_leaves(&state.service, move |_| async move {
-        service.delete(&caller, &id).await
-    })
-    .await?
-    .map_err(|e| ApiError::of(&e))?;
+    let removed = state
+        .service
+        .delete(&caller, &id)
+        .await
+        .map_err(|e| ApiError::of(&e))?;
     Ok(ok(&removed))
 }
 
@@ -161,14 +159,11 @@ async fn stop(
     Who(caller): Who,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    // In a task of its own: a client that leaves does not cut a stop halfway.
-    let service = state.service.clone();
-    let stopped = id.clone();
-    until_client_leaves(&state.service, move |_| async move {
-        service.stop(&caller, &stopped).await
-    })
-    .await?
-    .map_err(|e| ApiError::of(&e))?;
+    state
+        .service
+        .stop(&caller, &id)
+        .await
+        .map_err(|e| ApiError::of(&e))?;
     Ok(ok(&json!({"id": id, "status": "stopped"})))
 }
 

@@ -101,6 +101,9 @@ pub(crate) enum ServiceError {
     /// `/v1`). `status` is in ms-enclave's words (stopped, error).
     #[error("Sandbox {id} is not active (status: {status})")]
     Inactive { id: String, status: String },
+    /// 503: the server is shutting down and starts nothing new.
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 impl ServiceError {
@@ -110,6 +113,7 @@ impl ServiceError {
             ServiceError::PoolTimeout { .. } => "pool_timeout",
             ServiceError::Policy { .. } => "policy",
             ServiceError::Inactive { .. } => "not_running",
+            ServiceError::ShuttingDown => "shutting_down",
         }
     }
 
@@ -126,6 +130,7 @@ impl ServiceError {
                 "a stopped sandbox stays stopped on a server: create a new one, and `enclave rm` \
                  removes this one"
             }
+            ServiceError::ShuttingDown => "try again once it is back",
         };
         Some(hint.to_string())
     }
@@ -514,7 +519,14 @@ impl Service {
 
     /// Stops the sandbox's processes; it stays, `stopped`, until deleted. A pool member leaves
     /// its pool and a fresh one takes its place.
+    /// Stops the sandbox. It runs to its end even if the caller goes away meanwhile.
     pub(crate) async fn stop(&self, caller: &Caller, id: &str) -> Result<()> {
+        let (caller, id) = (caller.clone(), id.to_string());
+        self.to_the_end(move |service| async move { service.stop_now(&caller, &id).await })
+            .await
+    }
+
+    async fn stop_now(&self, caller: &Caller, id: &str) -> Result<()> {
         let (sandbox, tenant) =
             self.with_entry(caller, id, |e| (e.sandbox.clone(), e.tenant.clone()))?;
         self.manager.stop(&sandbox).await?;
@@ -537,7 +549,15 @@ impl Service {
     }
 
     /// Removes the sandbox (its container too) and forgets it. A pool member leaves its pool.
+    /// It runs to its end even if the caller goes away meanwhile: dropped halfway, the server
+    /// would forget a container that still exists.
     pub(crate) async fn delete(&self, caller: &Caller, id: &str) -> Result<Removed> {
+        let (caller, id) = (caller.clone(), id.to_string());
+        self.to_the_end(move |service| async move { service.delete_now(&caller, &id).await })
+            .await
+    }
+
+    async fn delete_now(&self, caller: &Caller, id: &str) -> Result<Removed> {
         let entry = {
             let mut registry = self.lock();
             match registry.entries.get(id) {
@@ -931,6 +951,20 @@ impl Service {
             let _ticket = ticket;
             work.await
         }))
+    }
+
+    /// Runs `work` in a task of its own that `shutdown` waits for, so that dropping the returned
+    /// future (a client that left) does not cut it short.
+    async fn to_the_end<T, F>(&self, work: impl FnOnce(Arc<Service>) -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let service = self.this.upgrade().ok_or(ServiceError::ShuttingDown)?;
+        let task = self
+            .spawn_work(work(service))
+            .ok_or(ServiceError::ShuttingDown)?;
+        task.await.context("the task doing the work failed")?
     }
 
     /// Removes a sandbox the server gave up on (reaped, dead).
