@@ -1,0 +1,7 @@
+//! enclave's resident agent: the protocol the host speaks to it (`proto`, always built), and the
+//! agent itself (`server`, behind the `server` feature; the `enclave-agent` binary).
+
+pub mod proto;
+
+#[cfg(feature = "server")]
+pub mod server;
