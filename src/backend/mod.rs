@@ -5,6 +5,7 @@
 //! Each implementation keeps its engine's words (container states, archive modes, CLI hints)
 //! to itself and speaks the domain types of `model/`.
 
+pub(crate) mod agent;
 pub(crate) mod docker;
 
 use anyhow::Result;
