@@ -31,22 +31,34 @@ fn main() {
             Vec::new()
         }
     };
-    fs::write(out.join("enclave-agent.hash"), format!("{:016x}", fnv1a(&binary)))
-        .expect("writing the agent's hash");
+    fs::write(
+        out.join("enclave-agent.hash"),
+        format!("{:016x}", fnv1a(&binary)),
+    )
+    .expect("writing the agent's hash");
     fs::write(dest, binary).expect("writing the agent");
 }
 
 fn build_agent(out: &Path) -> Result<PathBuf, String> {
     let target = env::var("TARGET").map_err(|e| e.to_string())?;
     if !target.contains("-linux-") {
-        return Err(format!("the agent runs in Linux containers; {target} is not Linux"));
+        return Err(format!(
+            "the agent runs in Linux containers; {target} is not Linux"
+        ));
     }
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let target_dir = shared_target_dir(out).join("agent");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--quiet", "--locked", "--bin", "enclave-agent"])
-        .args(["--features", "server", "--profile", "agent", "--target", &target])
+        .args([
+            "--features",
+            "server",
+            "--profile",
+            "agent",
+            "--target",
+            &target,
+        ])
         .arg("--manifest-path")
         .arg(manifest_dir.join("agent/Cargo.toml"))
         .arg("--target-dir")
@@ -55,6 +67,10 @@ fn build_agent(out: &Path) -> Result<PathBuf, String> {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
+        // Under `cargo clippy` the agent is built, not linted here (clippy lints it as a
+        // workspace member on its own).
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
         .status()
         .map_err(|e| format!("running cargo: {e}"))?;

@@ -9,9 +9,18 @@ image_line=$(./scripts/ensure-docker.sh)
 export "${image_line?}"
 echo "test image: $ENCLAVE_TEST_IMAGE" >&2
 
+# The agent must be built into enclave here: without it every test would pass on the exec
+# path alone, and the agent would go untested.
+export ENCLAVE_REQUIRE_AGENT=1
+
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-# Integration tests start many containers; two at a time suits a 2-core machine.
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+# The agent's own tests: the protocol, and the binary on this host through its socket.
+cargo test --locked -p enclave-agent --features server
+# Every test with sandboxes reached through their agent (the default)...
 cargo test --locked "$@"
+# ...and the integration tests again on the `docker exec` path, which must behave the same. The
+# escape tests are the agent's alone: the exec path is what they show to be escapable.
+ENCLAVE_AGENT=off cargo test --locked --test it "$@" -- --skip escapes::
 # ms-enclave's own Python client against `enclave server` (a venv from PyPI).
 ./scripts/test-python-client.sh

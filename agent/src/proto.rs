@@ -386,7 +386,10 @@ pub mod auth {
     }
 
     pub fn proof(secret: &[u8], role: &[u8], challenge: &[u8]) -> Vec<u8> {
-        mac(secret, role, challenge).finalize().into_bytes().to_vec()
+        mac(secret, role, challenge)
+            .finalize()
+            .into_bytes()
+            .to_vec()
     }
 
     /// Checks a proof in constant time.
@@ -396,7 +399,7 @@ pub mod auth {
 
     /// A secret or challenge from its hex form.
     pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return None;
         }
         (0..hex.len())
@@ -432,7 +435,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in [&b""[..], b"\xff\xff", b"\x92\x01", b"\x92\x01\x81\xa4Exec\xc0"] {
+        for bad in [
+            &b""[..],
+            b"\xff\xff",
+            b"\x92\x01",
+            b"\x92\x01\x81\xa4Exec\xc0",
+        ] {
             assert!(decode::<Request>(&BytesMut::from(bad)).is_err(), "{bad:?}");
         }
     }
@@ -448,7 +456,10 @@ mod tests {
 
     #[test]
     fn hex_round_trips() {
-        assert_eq!(auth::from_hex(&auth::to_hex(&[0, 1, 254, 255])).unwrap(), [0, 1, 254, 255]);
+        assert_eq!(
+            auth::from_hex(&auth::to_hex(&[0, 1, 254, 255])).unwrap(),
+            [0, 1, 254, 255]
+        );
         assert_eq!(auth::from_hex("abc"), None);
         assert_eq!(auth::from_hex("zz"), None);
     }

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod cp;
 mod edges;
+mod escapes;
 mod lifecycle;
 mod messages;
 mod remote;

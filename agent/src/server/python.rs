@@ -16,7 +16,10 @@ pub(crate) struct Python {}
 pub(crate) enum PyStart {
     /// Forked from a warm interpreter: the child's pid, and its exit status when it ends (the
     /// fork server is its parent and reports it). Its stdout and stderr are the fds given.
-    Forked { pid: u32, exit: oneshot::Receiver<Exit> },
+    Forked {
+        pid: u32,
+        exit: oneshot::Receiver<Exit>,
+    },
     /// No warm interpreter: run `argv` as an ordinary command (with the call's env and cwd, and
     /// `stdout`/`stderr` handed back here), then remove `script`.
     Fresh {

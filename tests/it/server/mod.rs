@@ -2,6 +2,7 @@
 
 mod health;
 mod http;
+mod load;
 mod service;
 
 use std::io::{BufRead, BufReader};
