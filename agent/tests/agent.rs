@@ -1032,3 +1032,16 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::Exit
     }
     None
 }
+
+#[test]
+fn init_without_a_command_runs_until_sigterm() {
+    let mut agent = Agent::start();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(agent.child.try_wait().unwrap().is_none());
+    Command::new("kill")
+        .args(["-TERM", &agent.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_timeout(&mut agent.child, Duration::from_secs(5)).expect("agent exited");
+    assert_eq!(status.code(), Some(0));
+}
