@@ -4,7 +4,6 @@
 
 pub mod client;
 // `proto.rs` is owned by the protocol's author; its lint nits are theirs to fix.
-#[allow(clippy::manual_is_multiple_of)]
 pub mod proto;
 
 #[cfg(feature = "server")]
