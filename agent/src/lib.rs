@@ -3,7 +3,6 @@
 //! `server` feature; the `enclave-agent` binary).
 
 pub mod client;
-// `proto.rs` is owned by the protocol's author; its lint nits are theirs to fix.
 pub mod proto;
 
 #[cfg(feature = "server")]
