@@ -126,6 +126,11 @@ impl StateStore {
         }
     }
 
+    /// The state directory (sandboxes' agent sockets live under it too).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
     }

@@ -1,7 +1,8 @@
 //! How commands and files reach a sandbox: the `Backend` trait, and its implementations.
 //!
-//! Tools and managers are written against `Backend` only. Docker (exec and the archive API)
-//! implements it today; the in-sandbox agent and a Kubernetes backend will implement it next.
+//! Tools and managers are written against `Backend` only. Docker (exec and the archive API) and
+//! the in-sandbox agent (`agent/`, over Docker for what it cannot do) implement it; a Kubernetes
+//! backend will next.
 //! Each implementation keeps its engine's words (container states, archive modes, CLI hints)
 //! to itself and speaks the domain types of `model/`.
 
@@ -57,6 +58,20 @@ pub trait Backend: Send + Sync {
     /// Runs a command, streaming its output into `sink`. Its timeout, its cancel token and a
     /// sink that stops taking output each kill the command and everything it started.
     async fn exec(&self, spec: ExecSpec, sink: &mut dyn OutputSink) -> Result<ExecOutcome>;
+
+    /// Runs Python `code` in a fresh interpreter state (`interpreter`, else `python3`, else
+    /// `python`), as `python FILE` would, with `spec`'s env, timeout and cancel token (its argv
+    /// and stdin are not used). `None` when this backend has no faster way than the caller's own
+    /// runner over `exec` (which then runs it).
+    async fn run_python(
+        &self,
+        _code: &str,
+        _interpreter: Option<&str>,
+        _spec: ExecSpec,
+        _sink: &mut dyn OutputSink,
+    ) -> Result<Option<ExecOutcome>> {
+        Ok(None)
+    }
 
     /// What is at `path` (a final symlink not followed); `None` when nothing is.
     async fn stat(&self, path: &str) -> Result<Option<FileStat>>;

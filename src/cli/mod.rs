@@ -186,8 +186,13 @@ impl Ctx {
             ));
         }
         let output = self.output;
-        let manager =
-            LocalManager::new(engine, state).with_warnings(Arc::new(move |w| output.warn(w)));
+        let manager = LocalManager::new(engine, state)
+            .with_warnings(Arc::new(move |w| output.warn(w)))
+            .with_notes(Arc::new(move |n| {
+                if output.verbose {
+                    output.note(n);
+                }
+            }));
         Ok(Box::new(manager))
     }
 

@@ -306,7 +306,8 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Ctx) -> Result<u8> {
         .with_context(|| format!("creating the server's state directory {}", dir.display()))?;
     let engine = ctx.until_signal(DockerEngine::connect()).await?;
     let manager = LocalManager::new(engine, StateStore::at(&dir))
-        .with_warnings(Arc::new(move |w| logger.note("warning", w)));
+        .with_warnings(Arc::new(move |w| logger.note("warning", w)))
+        .with_notes(Arc::new(move |n| logger.note("info", n)));
     let service = ctx
         .until_signal(Service::start(Arc::new(manager), args.options()))
         .await?;

@@ -12,15 +12,18 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::agents::{self, Connections};
 use super::{CreateRequest, Health, Manager, ToolCall};
+use crate::backend::agent::{self as agent_backend, AgentSandbox};
 use crate::backend::docker::{
-    ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
+    AgentChoice, ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
 };
 use crate::backend::{Backend, DockerEngine};
 use crate::error::Error;
 use crate::model::{
-    new_sandbox_id, ArchiveStream, ExecOutcome, ExecSpec, ExecutionStatus, ExitCause, Location,
-    OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, ToolResult,
+    new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, ExecutionStatus, ExitCause,
+    Location, OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus,
+    ToolResult,
 };
 use crate::state::{Corrupt, SandboxRecord, StateStore};
 use crate::tools::{self, ToolContext, ToolSet};
@@ -36,6 +39,10 @@ pub struct LocalManager {
     state: StateStore,
     owner: String,
     warn: Warn,
+    /// Notes only `-v` shows (the CLI) or the log keeps (the server): which way a command went.
+    notes: Warn,
+    /// One connection to each sandbox's agent, reused by every call.
+    connections: Connections,
 }
 
 impl LocalManager {
@@ -45,7 +52,17 @@ impl LocalManager {
             engine,
             state,
             warn: Arc::new(|_| {}),
+            notes: Arc::new(|_| {}),
+            connections: Connections::default(),
         }
+    }
+
+    /// Sends the notes that say which way a command reached its sandbox (the agent, or the
+    /// `docker exec` fallback and why) to `notes`.
+    #[must_use]
+    pub fn with_notes(mut self, notes: Warn) -> Self {
+        self.notes = notes;
+        self
     }
 
     /// Sends notes for the user (a state file recovered from labels) to `warn`.
@@ -133,11 +150,45 @@ impl LocalManager {
             updated_at: created,
             metadata,
             available_tools,
+            agent: None,
         }
     }
 
-    /// The backend of a sandbox that must exist and be running.
-    fn live(&self, sandbox: &Sandbox) -> Result<impl Backend> {
+    /// The backend of a sandbox that must exist and be running: its agent when it has one that
+    /// answers and proves itself, else `docker exec` (with a note saying why).
+    async fn live(&self, sandbox: &Sandbox) -> Result<Box<dyn Backend>> {
+        let docker = self.engine.sandbox(self.running_container(sandbox)?);
+        if let Some(client) = self.connections.get(&sandbox.id) {
+            return Ok(Box::new(AgentSandbox::new(client, docker)));
+        }
+        let container = self.running_container(sandbox)?;
+        match self
+            .connections
+            .open(&self.engine, &sandbox.id, container, &docker)
+            .await
+        {
+            Ok(Some((client, transport))) => {
+                (self.notes)(&format!(
+                    "sandbox `{}`: through its agent ({}, {})",
+                    sandbox.id,
+                    transport.as_str(),
+                    client.agent()
+                ));
+                Ok(Box::new(AgentSandbox::new(client, docker)))
+            }
+            Ok(None) => Ok(Box::new(docker)),
+            Err(e) => {
+                (self.notes)(&format!(
+                    "sandbox `{}`: its agent cannot be reached ({e:#}); using docker exec",
+                    sandbox.id
+                ));
+                Ok(Box::new(docker))
+            }
+        }
+    }
+
+    /// The container of a sandbox that must exist and be running.
+    fn running_container<'s>(&self, sandbox: &'s Sandbox) -> Result<&'s str> {
         let container = match (&sandbox.container_id, sandbox.status) {
             (Some(c), status) if status != SandboxStatus::Gone => c,
             _ => {
@@ -153,7 +204,30 @@ impl LocalManager {
             }
             .into());
         }
-        Ok(self.engine.sandbox(container))
+        Ok(container)
+    }
+
+    /// What `inspect` says about the sandbox's agent: how it was set up, and whether it answers.
+    async fn agent_info(&self, sandbox: &Sandbox) -> Option<AgentInfo> {
+        let container = sandbox.container_id.as_deref()?;
+        let access = self.engine.agent_access(container).await.ok()?;
+        if self.running_container(sandbox).is_err() {
+            return Some(agents::info_of(access.as_ref(), None));
+        }
+        let docker = self.engine.sandbox(container);
+        let reached = match self.connections.get(&sandbox.id) {
+            Some(client) => Ok(Some(client)),
+            None => self
+                .connections
+                .open(&self.engine, &sandbox.id, container, &docker)
+                .await
+                .map(|c| c.map(|(client, _)| client)),
+        };
+        Some(match &reached {
+            Ok(Some(client)) => agents::info_of(access.as_ref(), Some(Ok(client))),
+            Ok(None) => agents::info_of(access.as_ref(), None),
+            Err(e) => agents::info_of(access.as_ref(), Some(Err(e))),
+        })
     }
 
     /// Everything a new sandbox needs before a container exists: a valid config, its tools, and
@@ -179,14 +253,48 @@ impl LocalManager {
         Ok((tools, image))
     }
 
-    /// Creates, starts and records the container; on any failure, or a cancel, removes what it
-    /// made.
+    /// Creates, starts and records the container, under the agent when it can be; a sandbox
+    /// that does not start or answer under the agent is made again without it, and says why.
     async fn create_container(
         &self,
         id: &str,
         request: &CreateRequest,
         tools: &ToolSet,
         image: &ImageDefaults,
+        cancel: &CancellationToken,
+    ) -> Result<SandboxInfo> {
+        let choice = agents::choose(
+            &self.engine,
+            self.state.dir(),
+            id,
+            &request.config.image,
+            image,
+        )
+        .await;
+        let under_agent = matches!(choice, AgentChoice::Use(_));
+        match self
+            .create_once(id, request, tools, image, choice, cancel)
+            .await
+        {
+            Err(e) if under_agent && !cancel.is_cancelled() => {
+                agents::remove_socket_dir(self.state.dir(), id);
+                let why = format!("the sandbox did not start under the agent: {e:#}");
+                (self.notes)(&format!("sandbox `{id}`: {why}; made again without it"));
+                self.create_once(id, request, tools, image, AgentChoice::Off(why), cancel)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// One try of [`Self::create_container`]; on any failure, or a cancel, removes what it made.
+    async fn create_once(
+        &self,
+        id: &str,
+        request: &CreateRequest,
+        tools: &ToolSet,
+        image: &ImageDefaults,
+        agent: AgentChoice,
         cancel: &CancellationToken,
     ) -> Result<SandboxInfo> {
         let created = Utc::now();
@@ -200,6 +308,7 @@ impl LocalManager {
             owner: &self.owner,
             extra_labels: &request.extra_labels,
             workload: Workload::KeepAlive,
+            agent: agent.clone(),
         };
         let container_id = self.engine.create_container(&spec, image).await?;
         let record = SandboxRecord {
@@ -215,10 +324,11 @@ impl LocalManager {
         };
         let started = async {
             self.engine.start_container(&container_id).await?;
+            let agent_info = self.greet_agent(id, &container_id, &agent).await?;
             self.state
                 .update(|s| s.sandboxes.insert(id.to_string(), record.clone()))
                 .await?;
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, anyhow::Error>(agent_info)
         };
         // Biased, so a start that completed in the same poll as the cancel counts: the record
         // is written in one step after the lock is taken, so it exists exactly when `started`
@@ -229,21 +339,50 @@ impl LocalManager {
             () = cancel.cancelled() => Err(cancelled()),
         };
         match started {
-            Ok(()) => {
+            Ok(agent_info) => {
                 let running = ContainerState {
                     status: SandboxStatus::Running,
                     revive_hint: None,
                 };
-                Ok(Self::info_of(&tracked(
-                    record,
-                    Some((container_id, running)),
-                )))
+                let mut info = Self::info_of(&tracked(record, Some((container_id, running))));
+                info.agent = Some(agent_info);
+                Ok(info)
             }
             Err(e) => {
+                self.connections.forget(id);
                 let _ = self.engine.remove_container(&container_id).await;
                 Err(e)
             }
         }
+    }
+
+    /// For a sandbox started under the agent: waits for it to answer and keeps the connection.
+    async fn greet_agent(
+        &self,
+        id: &str,
+        container_id: &str,
+        agent: &AgentChoice,
+    ) -> Result<AgentInfo> {
+        let setup = match agent {
+            AgentChoice::Use(setup) => setup,
+            AgentChoice::Off(reason) => {
+                return Ok(AgentInfo {
+                    mode: "off".into(),
+                    reason: Some(reason.clone()),
+                    version: None,
+                })
+            }
+        };
+        let docker = self.engine.sandbox(container_id);
+        let (client, transport) =
+            agent_backend::connect(&setup.access(), &docker, agents::START_PATIENCE).await?;
+        let info = AgentInfo {
+            mode: transport.as_str().into(),
+            reason: None,
+            version: Some(client.agent().to_string()),
+        };
+        self.connections.insert(id, client);
+        Ok(info)
     }
 }
 
@@ -283,6 +422,8 @@ impl Manager for LocalManager {
                 argv: spec.argv.clone(),
                 stdin: spec.stdin.is_some(),
             },
+            // The command is the container's main process: there is nothing to reach.
+            agent: AgentChoice::Off("an ephemeral run".into()),
         };
         self.engine.run_container(&create, &image, spec, sink).await
     }
@@ -332,7 +473,9 @@ impl Manager for LocalManager {
     }
 
     async fn info(&self, sandbox: &Sandbox) -> Result<SandboxInfo> {
-        Ok(Self::info_of(sandbox))
+        let mut info = Self::info_of(sandbox);
+        info.agent = self.agent_info(sandbox).await;
+        Ok(info)
     }
 
     async fn exec(
@@ -341,7 +484,7 @@ impl Manager for LocalManager {
         spec: ExecSpec,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome> {
-        let outcome = self.live(sandbox)?.exec(spec, sink).await?;
+        let outcome = self.live(sandbox).await?.exec(spec, sink).await?;
         if outcome.cause == Some(ExitCause::SandboxGone) {
             return Err(Error::Vanished(sandbox.id.clone()).into());
         }
@@ -359,10 +502,12 @@ impl Manager for LocalManager {
                 )
             })?;
         }
+        self.connections.forget(&sandbox.id);
         let removed = match &sandbox.container_id {
             Some(c) => self.engine.sandbox(c).remove().await?,
             None => false,
         };
+        agents::remove_socket_dir(self.state.dir(), &sandbox.id);
         // A sandbox found only through its labels has no record to drop.
         if sandbox.tracked {
             self.state
@@ -394,17 +539,21 @@ impl Manager for LocalManager {
     }
 
     async fn put_archive(&self, sandbox: &Sandbox, dir: &str, tar: Bytes) -> Result<()> {
-        self.live(sandbox)?.put_archive(dir, tar).await
+        self.live(sandbox).await?.put_archive(dir, tar).await
     }
 
     async fn get_archive(&self, sandbox: &Sandbox, path: &str) -> Result<ArchiveStream> {
-        self.live(sandbox)?.get_archive(path).await?.ok_or_else(|| {
-            Error::PathNotFound {
-                sandbox: sandbox.id.clone(),
-                path: path.to_string(),
-            }
-            .into()
-        })
+        self.live(sandbox)
+            .await?
+            .get_archive(path)
+            .await?
+            .ok_or_else(|| {
+                Error::PathNotFound {
+                    sandbox: sandbox.id.clone(),
+                    path: path.to_string(),
+                }
+                .into()
+            })
     }
 
     async fn health(&self) -> Result<Health> {
@@ -415,7 +564,7 @@ impl Manager for LocalManager {
     }
 
     async fn execute_tool(&self, sandbox: &Sandbox, call: ToolCall) -> Result<ToolResult> {
-        let backend = self.live(sandbox)?;
+        let backend = self.live(sandbox).await?;
         let set = ToolSet::from_config(&sandbox.config.tools_config, sandbox.sandbox_type)
             .map_err(Error::InvalidConfig)?;
         let enabled = set.get(&call.tool).ok_or_else(|| Error::ToolUnavailable {
@@ -431,7 +580,7 @@ impl Manager for LocalManager {
         })?;
         let stop = call.cancel.child_token();
         let ctx = ToolContext {
-            backend: &backend,
+            backend: backend.as_ref(),
             working_dir: &sandbox.config.working_dir,
             cancel: stop.clone(),
         };

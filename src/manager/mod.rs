@@ -2,6 +2,7 @@
 //! Docker engine and for a remote `enclave server`. It speaks only the domain types
 //! of `model/`, so an implementation needs nothing of another's.
 
+mod agents;
 mod local;
 mod remote;
 

@@ -24,7 +24,9 @@ pub use exec::{
     NoProgress, OutputSink, PullObserver, Stream,
 };
 pub use ids::{new_sandbox_id, random_hex};
-pub use sandbox::{Location, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType};
+pub use sandbox::{
+    AgentInfo, Location, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType,
+};
 pub use tool_result::{ExecutionStatus, ToolResult};
 pub use wire::{ExecEvent, ExecRequest, WireOutcome};
 

@@ -158,6 +158,23 @@ pub struct SandboxInfo {
     pub updated_at: DateTime<Utc>,
     pub metadata: Map<String, Value>,
     pub available_tools: IndexMap<String, Value>,
+    /// How enclave reaches the sandbox (enclave's own; not in ms-enclave's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+}
+
+/// Whether commands reach a sandbox through its resident agent, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// `socket` (a Unix socket on the engine's host), `exec` (one `docker exec` bridging to the
+    /// agent) or `off` (every command is its own `docker exec`).
+    pub mode: String,
+    /// Why it is off, or why the agent could not be reached (commands then use `docker exec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The agent's build, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[cfg(test)]

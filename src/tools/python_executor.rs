@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::options::ToolOptions;
 use super::run::{self, Command, COMMAND_TEXTS};
 use super::{Tool, ToolContext, ToolInfo};
-use crate::model::{random_hex, SandboxType, ToolResult};
+use crate::model::{random_hex, Capture, ExecSpec, SandboxType, ToolResult};
 
 pub(super) struct PythonExecutor;
 
@@ -60,6 +60,9 @@ impl Tool for PythonExecutor {
             return ToolResult::failure(name, "No code provided");
         }
         let timeout = run::timeout_arg(args, "timeout", Some(30));
+        if let Some(result) = through_backend(ctx, name, code, options, timeout.as_ref()).await {
+            return result;
+        }
         let script = temp_script_path();
         let mut command = Command::new(
             vec![
@@ -91,6 +94,36 @@ impl Tool for PythonExecutor {
                 run::execution_failed(name, &e)
             }
         }
+    }
+}
+
+/// Runs the code with the backend's own Python runner (the agent's warm interpreter); `None`
+/// when the backend has none, or none for this image, and the script runner must do it.
+async fn through_backend(
+    ctx: &ToolContext<'_>,
+    name: &str,
+    code: &str,
+    options: &ToolOptions,
+    timeout: Option<&run::Timeout>,
+) -> Option<ToolResult> {
+    let mut spec = ExecSpec::new(Vec::new());
+    // Unbuffered, as the script runner runs it.
+    spec.env = vec!["PYTHONUNBUFFERED=1".into()];
+    spec.timeout = timeout.map(|t| t.duration);
+    spec.cancel = ctx.cancel.clone();
+    let mut capture = Capture::new(options.max_output_size);
+    let interpreter = options.python_path.as_deref().filter(|p| !p.is_empty());
+    match ctx
+        .backend
+        .run_python(code, interpreter, spec, &mut capture)
+        .await
+    {
+        Ok(Some(outcome)) => {
+            let finished = run::Finished::of(outcome, capture);
+            Some(run::to_result(name, finished, timeout, &COMMAND_TEXTS))
+        }
+        Ok(None) => None,
+        Err(e) => Some(run::execution_failed(name, &e)),
     }
 }
 

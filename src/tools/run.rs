@@ -61,6 +61,23 @@ pub(crate) struct Finished {
     pub(crate) cause: Option<ExitCause>,
 }
 
+impl Finished {
+    /// How a command ended, with its captured output as text.
+    pub(crate) fn of(outcome: ExecOutcome, capture: Capture) -> Self {
+        let (stdout, out_cut) = capture.stdout.into_text();
+        let (stderr, err_cut) = capture.stderr.into_text();
+        Finished {
+            end: outcome.end,
+            stdout,
+            stderr,
+            truncated: out_cut || err_cut,
+            duration: outcome.duration,
+            kill: outcome.kill,
+            cause: outcome.cause,
+        }
+    }
+}
+
 /// One command to run for a tool, in the container's working directory (the sandbox's
 /// `working_dir`). No tool sets an exec's own working directory: that costs some engines about
 /// 10 ms a call.
@@ -90,17 +107,7 @@ impl Command {
         cancel: CancellationToken,
     ) -> anyhow::Result<Finished> {
         let (outcome, capture) = self.run_raw(ctx, cancel).await?;
-        let (stdout, out_cut) = capture.stdout.into_text();
-        let (stderr, err_cut) = capture.stderr.into_text();
-        Ok(Finished {
-            end: outcome.end,
-            stdout,
-            stderr,
-            truncated: out_cut || err_cut,
-            duration: outcome.duration,
-            kill: outcome.kill,
-            cause: outcome.cause,
-        })
+        Ok(Finished::of(outcome, capture))
     }
 
     /// Runs it and hands back the captured bytes as they are.

@@ -456,7 +456,9 @@ fn inspect_has_ms_enclave_shape() {
             "created_at",
             "updated_at",
             "metadata",
-            "available_tools"
+            "available_tools",
+            // enclave's own, after ms-enclave's keys.
+            "agent"
         ]
     );
     assert_eq!(info["id"], id.as_str());
@@ -516,7 +518,13 @@ fn sandboxes_get_safe_defaults() {
     );
     assert_eq!(host["NanoCpus"], 500_000_000, "half a CPU");
     assert_eq!(host["Privileged"], false);
-    assert_eq!(host["Init"], true);
+    // An init as PID 1: docker-init, or the agent in its place.
+    let name = format!("enclave-{id}");
+    let entrypoint = docker(&["inspect", "--format", "{{json .Config.Entrypoint}}", &name]);
+    assert!(
+        host["Init"] == true || stdout(&entrypoint).contains("/.enclave/enclave-agent"),
+        "{host}"
+    );
     assert_eq!(host["PortBindings"]["80/tcp"][0]["HostIp"], "127.0.0.1");
 
     let out = docker(&[

@@ -3,6 +3,7 @@
 //! `./scripts/test.sh` makes sure an engine answers and the test image exists. Tests that need
 //! Docker fail loudly without it; they never pass by returning early.
 
+mod agent;
 mod cli;
 mod common;
 mod cp;

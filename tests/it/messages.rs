@@ -138,7 +138,18 @@ fn the_engine_hint_names_no_script_of_ours() {
 #[test]
 fn a_timeout_claims_only_what_it_checked() {
     let env = TestEnv::new();
-    let id = env.create(&[]);
+    // The docker exec path's kill, whose limits (it needs `grep`) this checks; the agent kills
+    // without help from the image (tests/it/agent.rs).
+    let out = env
+        .cmd()
+        .env("ENCLAVE_AGENT", "off")
+        .arg("create")
+        .args(["--image", &crate::common::test_image()])
+        .args(env.label_args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
     let out = env
         .cmd()
         .args(["exec", "--timeout", "1", &id, "sleep 30 & sleep 30"])

@@ -12,6 +12,7 @@ use bollard::query_parameters::{
 };
 use chrono::{DateTime, Utc};
 
+use super::agent::{AgentAccess, AgentSetup};
 use super::{
     engine_error, label_filter, revive_hint, status_code, status_of, DockerEngine, ImageDefaults,
 };
@@ -43,6 +44,16 @@ pub(crate) struct CreateSpec<'a> {
     /// Extra labels, e.g. to let tests find what they created.
     pub(crate) extra_labels: &'a [(String, String)],
     pub(crate) workload: Workload,
+    /// Whether a kept-alive sandbox starts under the agent.
+    pub(crate) agent: AgentChoice,
+}
+
+/// Whether a sandbox starts under the in-sandbox agent.
+#[derive(Debug, Clone)]
+pub(crate) enum AgentChoice {
+    Use(AgentSetup),
+    /// Not, for this reason (recorded in a label for `inspect`).
+    Off(String),
 }
 
 /// What the container's main process is.
@@ -292,6 +303,8 @@ fn extra_labels(
         LABEL_CREATED,
         LABEL_CONFIG,
         LABEL_OWNER,
+        super::agent::LABEL_AGENT,
+        super::agent::LABEL_SECRET,
     ];
     labels
         .iter()
@@ -314,6 +327,15 @@ fn labels(spec: &CreateSpec<'_>) -> HashMap<String, String> {
     labels.insert(LABEL_CREATED.into(), spec.created.to_rfc3339());
     labels.insert(LABEL_CONFIG.into(), spec.config.to_wire().to_string());
     labels.insert(LABEL_OWNER.into(), spec.owner.into());
+    if matches!(spec.workload, Workload::KeepAlive) {
+        let access = match &spec.agent {
+            AgentChoice::Use(setup) => setup.access(),
+            AgentChoice::Off(reason) => AgentAccess::Off {
+                reason: reason.clone(),
+            },
+        };
+        labels.extend(access.labels());
+    }
     labels
 }
 
@@ -345,6 +367,9 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> Result<Contai
                 None if !image.has_command => Some(vec!["/bin/sh".into()]),
                 None => None,
             };
+            if let AgentChoice::Use(setup) = &spec.agent {
+                start_under_agent(&mut body, &mut host_config, setup, image);
+            }
             // An open TTY keeps the image's shell or REPL waiting: the container stays up
             // with whatever command the image has, as in ms-enclave.
             body.tty = Some(true);
@@ -365,6 +390,43 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> Result<Contai
     }
     body.host_config = Some(host_config);
     Ok(body)
+}
+
+/// The agent becomes the container's init, running what would have run without it (the image's
+/// entrypoint with the command chosen above, or the image's own) as its child.
+fn start_under_agent(
+    body: &mut ContainerCreateBody,
+    host_config: &mut HostConfig,
+    setup: &AgentSetup,
+    image: &ImageDefaults,
+) {
+    let cmd = body.cmd.take().unwrap_or_else(|| image.cmd.clone());
+    let mut command = image.entrypoint.clone();
+    command.extend(cmd);
+    if command.is_empty() {
+        command.push("/bin/sh".into());
+    }
+    body.entrypoint = Some(vec![
+        enclave_agent::proto::BINARY_PATH.into(),
+        "init".into(),
+        "--".into(),
+    ]);
+    body.cmd = Some(command);
+    // Docker sets TERM for a TTY container, but an exec without a TTY never sees it: the
+    // agent's commands must not either, unless the config asked for it.
+    let env = body.env.get_or_insert_with(Vec::new);
+    let drop: &[&str] = if env.iter().any(|e| e.starts_with("TERM=")) {
+        &[]
+    } else {
+        &["TERM"]
+    };
+    env.extend(setup.env(drop));
+    // The agent reaps and forwards signals itself; docker-init would only stand in its way.
+    host_config.init = Some(false);
+    host_config
+        .mounts
+        .get_or_insert_with(Vec::new)
+        .extend(setup.mounts());
 }
 
 fn port_bindings(config: &DockerSandboxConfig) -> HashMap<String, Option<Vec<PortBinding>>> {

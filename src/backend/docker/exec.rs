@@ -198,7 +198,11 @@ impl DockerEngine {
     /// For a command that died of `SIGKILL` without us, from the engine's record of what
     /// happened to its container meanwhile: removed or stopped (a kill, a death, a removal), or
     /// out of memory.
-    async fn why_killed(&self, container: &str, since: chrono::DateTime<Utc>) -> Option<ExitCause> {
+    pub(super) async fn why_killed(
+        &self,
+        container: &str,
+        since: chrono::DateTime<Utc>,
+    ) -> Option<ExitCause> {
         if !self.exists(container).await {
             return Some(ExitCause::SandboxGone);
         }

@@ -80,14 +80,18 @@ impl DockerEngine {
             Err(e) => return Err(engine_error(e)),
         };
         let config = inspect.config.unwrap_or_default();
-        let has = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+        let entrypoint = config.entrypoint.unwrap_or_default();
+        let cmd = config.cmd.unwrap_or_default();
         Ok(Some(ImageDefaults {
-            has_command: has(&config.cmd) || has(&config.entrypoint),
+            has_command: !cmd.is_empty() || !entrypoint.is_empty(),
             has_path: config
                 .env
                 .unwrap_or_default()
                 .iter()
                 .any(|e| e.starts_with("PATH=")),
+            entrypoint,
+            cmd,
+            architecture: inspect.architecture.unwrap_or_default(),
         }))
     }
 }

@@ -2,6 +2,7 @@
 //! creates, lists and removes containers; `DockerSandbox` is one container seen through the
 //! `Backend` trait (exec, the archive API).
 
+mod agent;
 mod archive;
 mod container;
 mod exec;
@@ -21,15 +22,21 @@ use bytes::Bytes;
 
 use super::{Backend, FileStat, NewEntry};
 use crate::error::Error;
-use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, OutputSink, SandboxStatus};
+use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, ExitCause, OutputSink, SandboxStatus};
 
-pub(crate) use container::{ContainerRecord, ContainerState, CreateSpec, Workload};
+pub(crate) use agent::{AgentAccess, AgentSetup};
+pub(crate) use container::{AgentChoice, ContainerRecord, ContainerState, CreateSpec, Workload};
 
 /// What an image provides itself, which decides our fallbacks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ImageDefaults {
     pub(crate) has_command: bool,
     pub(crate) has_path: bool,
+    /// The image's own entrypoint and command: what the agent starts under itself.
+    pub(crate) entrypoint: Vec<String>,
+    pub(crate) cmd: Vec<String>,
+    /// The image's CPU architecture in Go's words (`amd64`, `arm64`); empty when unknown.
+    pub(crate) architecture: String,
 }
 
 /// How long a single non-streaming engine request may take before we call the engine wedged.
@@ -66,6 +73,12 @@ impl DockerEngine {
         engine_address()
     }
 
+    /// Whether the engine sees this host's paths: reached through a local Unix socket, so a
+    /// directory here can be bind-mounted into its containers.
+    pub(crate) fn shares_host_paths(&self) -> bool {
+        unix_socket().is_some()
+    }
+
     /// Asks the engine whether it answers; its version when it does.
     pub async fn ping(&self) -> Result<String> {
         let answer = tokio::time::timeout(CONNECT_TIMEOUT, self.docker.version())
@@ -91,9 +104,26 @@ impl DockerEngine {
 }
 
 /// One sandbox container.
+#[derive(Clone)]
 pub(crate) struct DockerSandbox {
     engine: DockerEngine,
     container: String,
+}
+
+impl DockerSandbox {
+    /// For a command that died of `SIGKILL` we did not send: whether the sandbox ran out of
+    /// memory or went away meanwhile (the engine's record of it since `since`).
+    pub(crate) async fn why_killed(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Option<ExitCause> {
+        self.engine.why_killed(&self.container, since).await
+    }
+
+    /// A byte stream to the sandbox's agent through one `docker exec` (see `agent_bridge`).
+    pub(crate) async fn agent_bridge(&self) -> Result<tokio::io::DuplexStream> {
+        self.engine.agent_bridge(&self.container).await
+    }
 }
 
 #[async_trait]

@@ -44,6 +44,8 @@ const STATUSES: &str =
 
 fn compat_info(mut info: SandboxInfo) -> SandboxInfo {
     info.status = compat_status(info.status);
+    // ms-enclave's shape exactly: the agent is enclave's own.
+    info.agent = None;
     info
 }
 

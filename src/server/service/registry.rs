@@ -224,6 +224,7 @@ mod tests {
             updated_at: created,
             metadata: Map::new(),
             available_tools: IndexMap::new(),
+            agent: None,
         };
         Entry::new(sandbox, info, "t".into(), SandboxStatus::Running)
     }
