@@ -362,9 +362,12 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> Result<Contai
     };
     match &spec.workload {
         Workload::KeepAlive => {
+            let under_agent = matches!(spec.agent, AgentChoice::Use(_));
             body.cmd = match &config.command {
                 Some(command) => Some(command.argv().map_err(Error::InvalidConfig)?),
-                None if !image.has_command => Some(vec!["/bin/sh".into()]),
+                // Something must keep the container up; under the agent, the agent does, so an
+                // image with no command (and perhaps no shell) needs none.
+                None if !image.has_command && !under_agent => Some(vec!["/bin/sh".into()]),
                 None => None,
             };
             if let AgentChoice::Use(setup) = &spec.agent {
@@ -393,7 +396,8 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> Result<Contai
 }
 
 /// The agent becomes the container's init, running what would have run without it (the image's
-/// entrypoint with the command chosen above, or the image's own) as its child.
+/// entrypoint with the command chosen above, or the image's own) as its child; an image with
+/// neither gets the agent alone.
 fn start_under_agent(
     body: &mut ContainerCreateBody,
     host_config: &mut HostConfig,
@@ -403,9 +407,6 @@ fn start_under_agent(
     let cmd = body.cmd.take().unwrap_or_else(|| image.cmd.clone());
     let mut command = image.entrypoint.clone();
     command.extend(cmd);
-    if command.is_empty() {
-        command.push("/bin/sh".into());
-    }
     body.entrypoint = Some(vec![
         enclave_agent::proto::BINARY_PATH.into(),
         "init".into(),
