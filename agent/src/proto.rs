@@ -54,6 +54,9 @@ pub const WINDOW: u32 = 2 << 20;
 pub const SECRET_ENV: &str = "ENCLAVE_AGENT_SECRET";
 /// The environment variable naming the Unix socket the agent listens on.
 pub const SOCKET_ENV: &str = "ENCLAVE_AGENT_SOCKET";
+/// Set to `1`: the agent starts its Python fork server at once (the sandbox has
+/// `python_executor`), so the first call finds it warm.
+pub const WARM_PYTHON_ENV: &str = "ENCLAVE_AGENT_WARM_PYTHON";
 /// Where the agent binary is mounted in a sandbox (a read-only volume).
 pub const MOUNT_DIR: &str = "/.enclave";
 /// The agent binary's path in a sandbox.

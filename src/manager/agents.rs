@@ -76,6 +76,7 @@ async fn setup(
         volume,
         secret: auth::to_hex(&rand::random::<[u8; 32]>()),
         socket_dir: socket_dir.map(|d| d.to_string_lossy().into_owned()),
+        warm_python: false,
     })
 }
 

@@ -263,7 +263,7 @@ impl LocalManager {
         image: &ImageDefaults,
         cancel: &CancellationToken,
     ) -> Result<SandboxInfo> {
-        let choice = agents::choose(
+        let mut choice = agents::choose(
             &self.engine,
             self.state.dir(),
             id,
@@ -271,6 +271,9 @@ impl LocalManager {
             image,
         )
         .await;
+        if let AgentChoice::Use(setup) = &mut choice {
+            setup.warm_python = tools.names().iter().any(|t| t == "python_executor");
+        }
         let under_agent = matches!(choice, AgentChoice::Use(_));
         match self
             .create_once(id, request, tools, image, choice, cancel)

@@ -127,6 +127,9 @@ async fn async_run(
         python: Python::new(),
         running: Arc::default(),
     });
+    if std::env::var(proto::WARM_PYTHON_ENV).as_deref() == Ok("1") {
+        agent.python.prewarm();
+    }
     tokio::spawn(accept(listener, agent));
     let signals = match forward_signals() {
         Ok(signals) => signals,

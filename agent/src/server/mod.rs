@@ -13,8 +13,6 @@ mod exit;
 mod files;
 mod init;
 mod kill;
-// The stub runner never forks; the warm fork server that replaces it will.
-#[allow(dead_code)]
 mod python;
 mod reaper;
 mod sys;

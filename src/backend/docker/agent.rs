@@ -93,6 +93,9 @@ pub(crate) struct AgentSetup {
     /// The host directory bind-mounted at `/.enclave-run` (the socket transport); `None` for the
     /// exec bridge.
     pub(crate) socket_dir: Option<String>,
+    /// Start the Python fork server with the agent, so the first `python_executor` call finds
+    /// it warm.
+    pub(crate) warm_python: bool,
 }
 
 impl AgentSetup {
@@ -131,6 +134,9 @@ impl AgentSetup {
         }
         if !drop.is_empty() {
             env.push(format!("ENCLAVE_AGENT_DROP={}", drop.join(",")));
+        }
+        if self.warm_python {
+            env.push(format!("{}=1", proto::WARM_PYTHON_ENV));
         }
         env
     }
