@@ -15,8 +15,9 @@ export ENCLAVE_REQUIRE_AGENT=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
-# The agent's own tests: the protocol, and the binary on this host through its socket.
-cargo test --locked -p enclave-agent --features server
+# The agent's own tests: the protocol, the binary on this host through its socket, and (the
+# ignored ones, which need Docker) as a container's init.
+cargo test --locked -p enclave-agent --features server -- --include-ignored
 # Every test with sandboxes reached through their agent (the default)...
 cargo test --locked "$@"
 # ...and the integration tests again on the `docker exec` path, which must behave the same. The

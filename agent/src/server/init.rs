@@ -102,6 +102,7 @@ async fn async_run(
     agent_env: Vec<(String, String)>,
     command: Vec<OsString>,
 ) -> i32 {
+    sys::hide_secret_from_proc();
     if std::process::id() != 1 {
         sys::become_subreaper();
     }

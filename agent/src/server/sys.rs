@@ -43,3 +43,10 @@ pub(crate) fn take_terminal(cmd: &mut Command) {
 pub(crate) fn become_subreaper() {
     let _ = nix::sys::prctl::set_child_subreaper(true);
 }
+
+/// Makes the agent non-dumpable: its `/proc/PID/environ` and memory, which hold the sandbox's
+/// secret, then need `CAP_SYS_PTRACE` to read, which sandboxes do not have. (What it starts is
+/// dumpable again after `execve`, as usual.)
+pub(crate) fn hide_secret_from_proc() {
+    let _ = nix::sys::prctl::set_dumpable(false);
+}
