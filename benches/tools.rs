@@ -48,10 +48,7 @@ fn main() -> Result<()> {
 
 async fn bench(image: &str, runs: usize) -> Result<()> {
     let state_dir = tempfile::tempdir()?;
-    let manager = LocalManager::new(
-        DockerEngine::connect().await?,
-        StateStore::at(state_dir.path()),
-    );
+    let manager = LocalManager::new(DockerEngine::connect()?, StateStore::at(state_dir.path()));
     let mut config = DockerSandboxConfig {
         image: image.to_string(),
         ..Default::default()

@@ -42,6 +42,17 @@ pub(crate) struct SandboxRecord {
     /// The creator's extra labels, as on the container.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) labels: BTreeMap<String, String>,
+    /// Where its agent listens on this host, when it has one there: a later command reaches it
+    /// without asking the engine first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) agent_socket: Option<AgentSocket>,
+}
+
+/// A sandbox's agent socket on this host, and the secret its agent must prove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AgentSocket {
+    pub(crate) path: String,
+    pub(crate) secret: String,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -350,6 +361,7 @@ mod tests {
             config: DockerSandboxConfig::default(),
             created_at: Utc::now(),
             labels: BTreeMap::new(),
+            agent_socket: None,
         }
     }
 

@@ -176,12 +176,12 @@ impl Ctx {
     }
 
     async fn local(&self, state: StateStore) -> Result<Box<dyn Manager>> {
-        let engine = self.until_signal(DockerEngine::connect()).await?;
+        let engine = DockerEngine::connect()?;
         if self.output.verbose {
+            let api = self.until_signal(engine.api_version()).await?;
             self.output.note(&format!(
-                "engine: {} (API {}); state: {}",
+                "engine: {} (API {api}); state: {}",
                 engine.address(),
-                engine.api_version(),
                 state.path().display()
             ));
         }

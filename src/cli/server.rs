@@ -304,7 +304,9 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Ctx) -> Result<u8> {
     let dir = args.state_dir()?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the server's state directory {}", dir.display()))?;
-    let engine = ctx.until_signal(DockerEngine::connect()).await?;
+    let engine = DockerEngine::connect()?;
+    // A server that cannot reach its engine says so now, not at its first request.
+    ctx.until_signal(engine.ready()).await?;
     let manager = LocalManager::new(engine, StateStore::at(&dir))
         .with_warnings(Arc::new(move |w| logger.note("warning", w)))
         .with_notes(Arc::new(move |n| logger.note("info", n)));

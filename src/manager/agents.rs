@@ -16,6 +16,7 @@ use crate::backend::agent::{self, Transport};
 use crate::backend::docker::{AgentAccess, AgentChoice, AgentSetup, DockerSandbox, ImageDefaults};
 use crate::backend::DockerEngine;
 use crate::model::AgentInfo;
+use crate::state::AgentSocket;
 
 /// `ENCLAVE_AGENT=off`: new sandboxes start without the agent.
 const AGENT_ENV: &str = "ENCLAVE_AGENT";
@@ -28,6 +29,9 @@ const MAX_SOCKET_PATH: usize = 100;
 pub(super) const START_PATIENCE: Duration = Duration::from_secs(3);
 /// How long an existing sandbox's socket may take to accept (it is there, or the agent is gone).
 const LIVE_PATIENCE: Duration = Duration::from_millis(200);
+/// How long a recorded socket may take to connect and prove itself before the engine is asked
+/// instead (it does not answer at all when the sandbox is paused).
+const QUICK_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Decides whether a new sandbox starts under the agent, and prepares what it needs; the reason
 /// when it does not.
@@ -203,6 +207,21 @@ impl Connections {
             .lock()
             .expect("connections lock")
             .remove(sandbox_id);
+    }
+
+    /// Connects to the agent socket the state file recorded for a sandbox, and keeps the
+    /// connection; `false` when it does not answer at once (a stopped or paused sandbox, say).
+    pub(super) async fn open_recorded(&self, sandbox_id: &str, socket: &AgentSocket) -> bool {
+        if self.get(sandbox_id).is_some() {
+            return true;
+        }
+        match agent::connect_listening_socket(&socket.path, &socket.secret, QUICK_PATIENCE).await {
+            Ok(client) => {
+                self.insert(sandbox_id, client);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Connects to a sandbox's agent as its labels say, and keeps the connection. `Ok(None)`

@@ -16,7 +16,7 @@ use super::agents::{self, Connections};
 use super::{CreateRequest, Health, Manager, ToolCall};
 use crate::backend::agent::{self as agent_backend, AgentSandbox};
 use crate::backend::docker::{
-    AgentChoice, ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
+    AgentAccess, AgentChoice, ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
 };
 use crate::backend::{Backend, DockerEngine};
 use crate::error::Error;
@@ -25,7 +25,7 @@ use crate::model::{
     Location, OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus,
     ToolResult,
 };
-use crate::state::{Corrupt, SandboxRecord, StateStore};
+use crate::state::{AgentSocket, Corrupt, SandboxRecord, StateStore};
 use crate::tools::{self, ToolContext, ToolSet};
 
 /// How long a tool that was told to stop may take to return before we stop waiting for it.
@@ -187,6 +187,25 @@ impl LocalManager {
         }
     }
 
+    /// A recorded sandbox whose agent answers on its socket: it runs, so the engine need not be
+    /// asked (the connection is kept for the command that follows).
+    async fn answering(&self, record: &SandboxRecord) -> Option<Sandbox> {
+        let socket = record.agent_socket.as_ref()?;
+        let container = record.container_id.clone()?;
+        if !self.connections.open_recorded(&record.id, socket).await {
+            return None;
+        }
+        (self.notes)(&format!(
+            "sandbox `{}`: through its agent (socket {})",
+            record.id, socket.path
+        ));
+        let running = ContainerState {
+            status: SandboxStatus::Running,
+            revive_hint: None,
+        };
+        Some(tracked(record.clone(), Some((container, running))))
+    }
+
     /// The container of a sandbox that must exist and be running.
     fn running_container<'s>(&self, sandbox: &'s Sandbox) -> Result<&'s str> {
         let container = match (&sandbox.container_id, sandbox.status) {
@@ -324,6 +343,7 @@ impl LocalManager {
             config: request.config.clone(),
             created_at: created,
             labels: request.extra_labels.iter().cloned().collect(),
+            agent_socket: recorded_socket(&agent),
         };
         let started = async {
             self.engine.start_container(&container_id).await?;
@@ -443,6 +463,9 @@ impl Manager for LocalManager {
         // Fast path: an exact id in the state file needs no container listing.
         let mut records = self.records().await?;
         if let Some(record) = records.shift_remove(id_or_prefix) {
+            if let Some(sandbox) = self.answering(&record).await {
+                return Ok(sandbox);
+            }
             let container = match &record.container_id {
                 Some(c) => self
                     .engine
@@ -675,6 +698,17 @@ fn untracked(c: ContainerRecord) -> Sandbox {
     }
 }
 
+/// What the state file keeps of a new sandbox's agent: its socket on this host, if it has one.
+fn recorded_socket(agent: &AgentChoice) -> Option<AgentSocket> {
+    let AgentChoice::Use(setup) = agent else {
+        return None;
+    };
+    match setup.access() {
+        AgentAccess::Socket { path, secret } => Some(AgentSocket { path, secret }),
+        _ => None,
+    }
+}
+
 /// A state record rebuilt from a container's labels.
 fn record_from_labels(c: ContainerRecord) -> Option<SandboxRecord> {
     let config = c.config?;
@@ -688,5 +722,6 @@ fn record_from_labels(c: ContainerRecord) -> Option<SandboxRecord> {
         config,
         created_at: c.created.unwrap_or_else(Utc::now),
         labels: c.extra_labels,
+        agent_socket: None,
     })
 }

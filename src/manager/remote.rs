@@ -206,6 +206,7 @@ impl RemoteManager {
             config: sandbox.config,
             created_at: info.created_at,
             labels: labels.iter().cloned().collect(),
+            agent_socket: None,
         };
         self.state
             .update(|s| s.sandboxes.insert(record.id.clone(), record))

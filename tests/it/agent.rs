@@ -232,3 +232,49 @@ fn the_agents_timeout_kill_needs_nothing_from_the_image() {
     assert!(err.contains("timed out after 1s; killed"), "{err}");
     assert!(!err.contains("could not check"), "{err}");
 }
+
+#[test]
+fn a_bridge_killed_from_inside_is_noticed_and_opened_again() {
+    use crate::server::{call, Server};
+    let env = TestEnv::new();
+    let mut command = Server::command(&env, &[]);
+    command
+        .env_remove("ENCLAVE_AGENT")
+        .env("ENCLAVE_AGENT_TRANSPORT", "exec");
+    let server = Server::start_command(command);
+    let id = server.create(&env, &["shell_executor"]);
+    let shell = |command: &str| {
+        call(
+            server
+                .post("/sandbox/tool/execute")
+                .json(&serde_json::json!({
+                    "sandbox_id": id,
+                    "tool_name": "shell_executor",
+                    "parameters": {"command": command},
+                })),
+        )
+    };
+    let (status, body) = shell("echo first");
+    assert_eq!(
+        (status, body["output"].as_str()),
+        (200, Some("first\n")),
+        "{body}"
+    );
+    // The bridge is a process in the sandbox, so sandboxed code can kill it (PID 1, the agent
+    // itself, it cannot). The call that does so loses its connection with it.
+    let (status, body) = shell("pkill -9 -f 'enclave-agent connect'; sleep 1");
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(body["status"], "success", "{body}");
+    let (status, body) = shell("echo again");
+    assert_eq!(
+        (status, body["output"].as_str()),
+        (200, Some("again\n")),
+        "{body}"
+    );
+    // The first bridge was opened at create; the note is for the one opened after it died.
+    assert!(
+        server.log().contains("through its agent (exec"),
+        "{}",
+        server.log()
+    );
+}

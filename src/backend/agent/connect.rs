@@ -49,6 +49,24 @@ pub(crate) async fn connect(
     }
 }
 
+/// Connects to an agent socket that should be listening already, and completes the handshake,
+/// all within `within`: a quick way in that proves the sandbox runs without asking the engine.
+pub(crate) async fn connect_listening_socket(
+    path: &str,
+    secret: &str,
+    within: Duration,
+) -> Result<Client> {
+    let connect = async {
+        let stream = UnixStream::connect(path)
+            .await
+            .with_context(|| format!("connecting to `{path}`"))?;
+        handshake(stream, secret).await
+    };
+    tokio::time::timeout(within, connect)
+        .await
+        .map_err(|_| anyhow!("the agent did not answer within {within:?}"))?
+}
+
 async fn handshake<S>(stream: S, secret: &str) -> Result<Client>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,

@@ -17,7 +17,7 @@ use super::docker::DockerSandbox;
 use super::{Backend, FileStat, NewEntry};
 use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, OutputSink};
 
-pub(crate) use connect::{connect, Transport};
+pub(crate) use connect::{connect, connect_listening_socket, Transport};
 
 /// The static `enclave-agent` binary built with this `enclave` (build.rs); `None` when this
 /// build has none (a host that could not build it).

@@ -184,7 +184,7 @@ impl DockerEngine {
         if known_complete().lock().expect("lock").contains(&name) {
             return Ok(name);
         }
-        let fill = match self.docker.inspect_volume(&name).await {
+        let fill = match self.api().await?.inspect_volume(&name).await {
             Ok(volume) => created_recently(volume.created_at.as_deref()),
             Err(e) if status_code(&e) == Some(404) => {
                 self.create_agent_volume(&name, fingerprint).await?;
@@ -208,7 +208,8 @@ impl DockerEngine {
             )])),
             ..Default::default()
         };
-        self.docker
+        self.api()
+            .await?
             .create_volume(options)
             .await
             .map_err(engine_error)
@@ -235,7 +236,8 @@ impl DockerEngine {
             ..Default::default()
         };
         let container = self
-            .docker
+            .api()
+            .await?
             .create_container(None::<CreateContainerOptions>, body)
             .await
             .map_err(engine_error)
@@ -248,7 +250,8 @@ impl DockerEngine {
             link: false,
         };
         let _ = self
-            .docker
+            .api()
+            .await?
             .remove_container(&container, Some(options))
             .await;
         filled
@@ -263,7 +266,8 @@ impl DockerEngine {
             path: proto::MOUNT_DIR.to_string(),
             ..Default::default()
         };
-        self.docker
+        self.api()
+            .await?
             .upload_to_container(container, Some(options), bollard::body_full(tar))
             .await
             .map_err(engine_error)
@@ -275,8 +279,10 @@ impl DockerEngine {
         let options = ContainerArchiveInfoOptions {
             path: proto::BINARY_PATH.to_string(),
         };
-        match self
-            .docker
+        let Ok(docker) = self.api().await else {
+            return false;
+        };
+        match docker
             .get_container_archive_info(container, Some(options))
             .await
         {
@@ -288,7 +294,8 @@ impl DockerEngine {
     /// The labels of a container saying how its agent is reached; `None` when it has none.
     pub(crate) async fn agent_access(&self, container: &str) -> Result<Option<AgentAccess>> {
         let info = self
-            .docker
+            .api()
+            .await?
             .inspect_container(container, None::<InspectContainerOptions>)
             .await
             .map_err(engine_error)?;
@@ -308,7 +315,8 @@ impl DockerEngine {
             ..Default::default()
         };
         let exec = self
-            .docker
+            .api()
+            .await?
             .create_exec(container, options)
             .await
             .map_err(engine_error)
@@ -323,7 +331,8 @@ impl DockerEngine {
             mut output,
             mut input,
         } = self
-            .docker
+            .api()
+            .await?
             .start_exec(&exec, Some(start))
             .await
             .map_err(engine_error)

@@ -37,7 +37,8 @@ impl DockerEngine {
             path: path.to_string(),
         };
         match self
-            .docker
+            .api()
+            .await?
             .get_container_archive_info(container, Some(options))
             .await
         {
@@ -63,7 +64,8 @@ impl DockerEngine {
             path: path.to_string(),
         };
         let mut stream = self
-            .docker
+            .api()
+            .await?
             .download_from_container(container, Some(options));
         let mut tar = Vec::new();
         let limit = max_bytes.saturating_add(TAR_SLACK);
@@ -107,7 +109,8 @@ impl DockerEngine {
             no_overwrite_dir_non_dir: Some("true".into()),
             copy_uidgid: Some("true".into()),
         };
-        self.docker
+        self.api()
+            .await?
             .upload_to_container(
                 container,
                 Some(options),
@@ -130,7 +133,8 @@ impl DockerEngine {
             no_overwrite_dir_non_dir: None,
             copy_uidgid: None,
         };
-        self.docker
+        self.api()
+            .await?
             .upload_to_container(container, Some(options), bollard::body_full(tar))
             .await
             .map_err(engine_error)
@@ -151,7 +155,8 @@ impl DockerEngine {
         };
         let path = path.to_string();
         let stream = self
-            .docker
+            .api()
+            .await?
             .download_from_container(container, Some(options))
             .map_err(move |e| engine_error(e).context(format!("reading `{path}`")));
         Ok(Some(Box::pin(stream)))

@@ -114,7 +114,8 @@ impl DockerEngine {
             platform: spec.config.platform.clone().unwrap_or_default(),
         };
         let created = self
-            .docker
+            .api()
+            .await?
             .create_container(Some(options), body)
             .await
             .map_err(|e| config_refusal(e, spec.config))
@@ -124,13 +125,15 @@ impl DockerEngine {
 
     /// Starts the container and checks that it stays up.
     pub(crate) async fn start_container(&self, container_id: &str) -> Result<()> {
-        self.docker
+        self.api()
+            .await?
             .start_container(container_id, None::<StartContainerOptions>)
             .await
             .map_err(engine_error)
             .context("starting the container")?;
         let info = self
-            .docker
+            .api()
+            .await?
             .inspect_container(container_id, None::<InspectContainerOptions>)
             .await
             .map_err(engine_error)?;
@@ -157,7 +160,8 @@ impl DockerEngine {
             t: Some(STOP_GRACE_SECS),
         };
         match self
-            .docker
+            .api()
+            .await?
             .stop_container(container_id, Some(options))
             .await
         {
@@ -177,7 +181,8 @@ impl DockerEngine {
             link: false,
         };
         match self
-            .docker
+            .api()
+            .await?
             .remove_container(container_id, Some(options))
             .await
         {
@@ -197,7 +202,8 @@ impl DockerEngine {
             ..Default::default()
         };
         let summaries = self
-            .docker
+            .api()
+            .await?
             .list_containers(Some(options))
             .await
             .map_err(engine_error)
@@ -215,7 +221,8 @@ impl DockerEngine {
         sandbox_id: &str,
     ) -> Result<Option<ContainerState>> {
         match self
-            .docker
+            .api()
+            .await?
             .inspect_container(container_id, None::<InspectContainerOptions>)
             .await
         {

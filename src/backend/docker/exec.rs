@@ -109,7 +109,8 @@ impl DockerEngine {
         std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
     )> {
         let exec_id = self
-            .docker
+            .api()
+            .await?
             .create_exec(container, options)
             .await
             .map_err(engine_error)
@@ -121,7 +122,8 @@ impl DockerEngine {
             output_capacity: Some(64 * 1024),
         };
         let StartExecResults::Attached { output, input } = self
-            .docker
+            .api()
+            .await?
             .start_exec(&exec_id, Some(start))
             .await
             .map_err(engine_error)
@@ -183,7 +185,8 @@ impl DockerEngine {
         // The stream can end a moment before the engine records the exit code.
         for _ in 0..50 {
             let inspect = self
-                .docker
+                .api()
+                .await?
                 .inspect_exec(exec_id)
                 .await
                 .map_err(engine_error)?;
@@ -218,7 +221,9 @@ impl DockerEngine {
             ])),
         };
         let events = self
-            .docker
+            .api()
+            .await
+            .ok()?
             .events(Some(options))
             .take(64)
             .collect::<Vec<_>>();
@@ -246,8 +251,11 @@ impl DockerEngine {
     }
 
     async fn exists(&self, container: &str) -> bool {
-        match self
-            .docker
+        // An engine that cannot be asked cannot say the container is gone.
+        let Ok(docker) = self.api().await else {
+            return true;
+        };
+        match docker
             .inspect_container(container, None::<InspectContainerOptions>)
             .await
         {
@@ -285,13 +293,15 @@ impl DockerEngine {
             ..Default::default()
         };
         let exec_id = self
-            .docker
+            .api()
+            .await?
             .create_exec(container, options)
             .await
             .map_err(engine_error)?
             .id;
         if let StartExecResults::Attached { mut output, .. } = self
-            .docker
+            .api()
+            .await?
             .start_exec(&exec_id, None)
             .await
             .map_err(engine_error)?

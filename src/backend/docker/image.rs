@@ -51,7 +51,7 @@ impl DockerEngine {
             image: image.to_string(),
             detail,
         };
-        let mut stream = self.docker.create_image(Some(options), None, None);
+        let mut stream = self.api().await?.create_image(Some(options), None, None);
         while let Some(event) = stream.next().await {
             let event = event.map_err(|e| match e {
                 bollard::errors::Error::DockerResponseServerError { message, .. } => {
@@ -74,7 +74,7 @@ impl DockerEngine {
 
     /// What the image provides, or `None` when the engine does not have it.
     async fn image_defaults(&self, image: &str) -> Result<Option<ImageDefaults>> {
-        let inspect = match self.docker.inspect_image(image).await {
+        let inspect = match self.api().await?.inspect_image(image).await {
             Ok(inspect) => inspect,
             Err(e) if status_code(&e) == Some(404) => return Ok(None),
             Err(e) => return Err(engine_error(e)),

@@ -51,22 +51,51 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// One connection to one Docker-compatible engine (Docker or Podman), shared by every call.
 #[derive(Clone)]
 pub struct DockerEngine {
-    docker: Docker,
+    client: Arc<EngineClient>,
+}
+
+/// The client before and after agreeing on an API version with the engine.
+struct EngineClient {
+    unversioned: Docker,
+    agreed: tokio::sync::OnceCell<Docker>,
 }
 
 impl DockerEngine {
-    /// Connects (honouring `DOCKER_HOST`) and agrees on an API version.
-    pub async fn connect() -> Result<Self> {
-        let docker = client()
+    /// A client for the engine (honouring `DOCKER_HOST`). It agrees on an API version with the
+    /// engine at its first request, not here: a command that finds its sandbox's agent without
+    /// the engine never waits for it. [`DockerEngine::ready`] asks at once.
+    pub fn connect() -> Result<Self> {
+        let unversioned = client()
             .map_err(|e| unavailable(&e))?
             .with_timeout(REQUEST_TIMEOUT);
-        // Agreeing on a version is our ping: one round trip proves the engine answers, and
-        // Debian's engine speaks API 1.41 where bollard defaults to a newer one.
-        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+        Ok(DockerEngine {
+            client: Arc::new(EngineClient {
+                unversioned,
+                agreed: tokio::sync::OnceCell::new(),
+            }),
+        })
+    }
+
+    /// Agrees on an API version now, which proves the engine answers.
+    pub async fn ready(&self) -> Result<()> {
+        self.api().await.map(|_| ())
+    }
+
+    /// The client, once it has agreed on an API version with the engine (the first call asks).
+    pub(crate) async fn api(&self) -> Result<&Docker> {
+        let client = &self.client;
+        let agreed = client.agreed.get_or_try_init(|| async {
+            // Agreeing on a version is our ping: one round trip proves the engine answers, and
+            // Debian's engine speaks API 1.41 where bollard defaults to a newer one.
+            tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                client.unversioned.clone().negotiate_version(),
+            )
             .await
             .map_err(|_| unavailable(&"no answer within 10 s"))?
-            .map_err(|e| unavailable(&e))?;
-        Ok(DockerEngine { docker })
+            .map_err(|e| unavailable(&e))
+        });
+        Ok(agreed.await?)
     }
 
     pub fn address(&self) -> String {
@@ -81,17 +110,17 @@ impl DockerEngine {
 
     /// Asks the engine whether it answers; its version when it does.
     pub async fn ping(&self) -> Result<String> {
-        let answer = tokio::time::timeout(CONNECT_TIMEOUT, self.docker.version())
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, self.api().await?.version())
             .await
             .map_err(|_| unavailable(&"no answer within 10 s"))?
             .map_err(|e| unavailable(&e))?;
         Ok(answer.version.unwrap_or_default())
     }
 
-    /// The API version agreed with the engine.
-    pub fn api_version(&self) -> String {
-        let v = self.docker.client_version();
-        format!("{}.{}", v.major_version, v.minor_version)
+    /// The API version agreed with the engine (agreeing now if not yet).
+    pub async fn api_version(&self) -> Result<String> {
+        let v = self.api().await?.client_version();
+        Ok(format!("{}.{}", v.major_version, v.minor_version))
     }
 
     /// One container, as a `Backend`.

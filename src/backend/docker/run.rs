@@ -48,7 +48,8 @@ impl DockerEngine {
             ..Default::default()
         };
         let attached = self
-            .docker
+            .api()
+            .await?
             .attach_container(container, Some(options))
             .await
             .map_err(engine_error)
@@ -57,10 +58,10 @@ impl DockerEngine {
         let stdin = StdinPump::start(io.stdin, attached.input);
         // Waiting for removal is asked before the start: the engine removes the container as
         // soon as it exits, and a wait asked after that finds nothing to wait for.
-        let exit = self.wait_for_removal(container);
+        let exit = self.wait_for_removal(container).await?;
         tokio::task::yield_now().await;
         let started = Instant::now();
-        if let Err(e) = self.docker.start_container(container, None).await {
+        if let Err(e) = self.api().await?.start_container(container, None).await {
             stdin.stop().await;
             exit.abort();
             return start_failure(e, sink, started).await;
@@ -78,7 +79,10 @@ impl DockerEngine {
                     let options = KillContainerOptions {
                         signal: "SIGKILL".into(),
                     };
-                    match self.docker.kill_container(container, Some(options)).await {
+                    let Ok(docker) = self.api().await else {
+                        return KillReport::Unverified;
+                    };
+                    match docker.kill_container(container, Some(options)).await {
                         Ok(()) => KillReport::Verified { killed: 1 },
                         Err(_) => KillReport::Unverified,
                     }
@@ -103,10 +107,10 @@ impl DockerEngine {
     }
 
     /// The container's exit status, once the engine has removed it.
-    fn wait_for_removal(&self, container: &str) -> JoinHandle<Option<i64>> {
-        let docker = self.docker.clone();
+    async fn wait_for_removal(&self, container: &str) -> Result<JoinHandle<Option<i64>>> {
+        let docker = self.api().await?.clone();
         let container = container.to_string();
-        tokio::spawn(async move {
+        Ok(tokio::spawn(async move {
             let options = WaitContainerOptions {
                 condition: "removed".into(),
             };
@@ -119,7 +123,7 @@ impl DockerEngine {
                 }
                 _ => None,
             }
-        })
+        }))
     }
 }
 
