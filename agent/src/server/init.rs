@@ -71,6 +71,7 @@ pub(crate) fn run(args: &[OsString]) -> i32 {
             return EXIT_USAGE;
         }
     };
+    sys::keep_memory_small();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
