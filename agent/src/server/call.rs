@@ -1,12 +1,11 @@
 //! What a running call holds: its way to reply (within its window), the input the host sent
 //! it, and the controls (`Signal`, `Cancel`) addressed to it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, Notify};
 
-use super::conn::Conn;
 use crate::client::Window;
 use crate::proto::{CallId, Frame, Reply, WINDOW};
 
@@ -162,6 +161,39 @@ impl Replies {
     pub(crate) async fn finish(&self, body: Reply) {
         self.conn.forget(self.id);
         self.send(body).await;
+    }
+}
+
+/// One connection's shared state: its writer queue and its live calls. Calls reply through it,
+/// and the connection's reader routes frames to them through it.
+pub(crate) struct Conn {
+    outgoing: mpsc::Sender<Frame<Reply>>,
+    calls: Mutex<HashMap<CallId, Route>>,
+    /// Told when the reader is done, so the writer drains and stops.
+    pub(crate) closing: Notify,
+}
+
+impl Conn {
+    pub(crate) fn new(outgoing: mpsc::Sender<Frame<Reply>>) -> Self {
+        Conn {
+            outgoing,
+            calls: Mutex::new(HashMap::new()),
+            closing: Notify::new(),
+        }
+    }
+
+    /// Queues a reply; false when the connection is gone.
+    pub(crate) async fn send(&self, frame: Frame<Reply>) -> bool {
+        self.outgoing.send(frame).await.is_ok()
+    }
+
+    pub(crate) fn lock_calls(&self) -> MutexGuard<'_, HashMap<CallId, Route>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The call ended: frames for it are ignored from now on.
+    pub(crate) fn forget(&self, id: CallId) {
+        self.lock_calls().remove(&id);
     }
 }
 

@@ -1,18 +1,17 @@
 //! Serving one connection: the handshake, then a reader routing the host's frames to calls and
 //! a writer draining every call's replies into the stream.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
-use super::call::{Control, Inbox, Replies, Route};
+use super::call::{Conn, Control, Inbox, Replies, Route};
 use super::Agent;
 use crate::client::Window;
 use crate::proto::{self, auth, CallId, Failure, FailureKind, Frame, Reply, Request};
@@ -25,29 +24,6 @@ const WRITE_QUEUE: usize = 64;
 
 type Reader<R> = FramedRead<R, LengthDelimitedCodec>;
 type Writer<W> = FramedWrite<W, LengthDelimitedCodec>;
-
-/// One connection's shared state: its writer queue and its live calls.
-pub(crate) struct Conn {
-    outgoing: mpsc::Sender<Frame<Reply>>,
-    calls: Mutex<HashMap<CallId, Route>>,
-    closing: Notify,
-}
-
-impl Conn {
-    /// Queues a reply; false when the connection is gone.
-    pub(crate) async fn send(&self, frame: Frame<Reply>) -> bool {
-        self.outgoing.send(frame).await.is_ok()
-    }
-
-    fn lock_calls(&self) -> MutexGuard<'_, HashMap<CallId, Route>> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The call ended: frames for it are ignored from now on.
-    pub(crate) fn forget(&self, id: CallId) {
-        self.lock_calls().remove(&id);
-    }
-}
 
 /// Serves one connection until it closes or breaks the protocol. Calls still running then go
 /// on to their end or deadline, their output discarded.
@@ -68,11 +44,7 @@ where
     }
 
     let (outgoing, queue) = mpsc::channel(WRITE_QUEUE);
-    let conn = Arc::new(Conn {
-        outgoing,
-        calls: Mutex::new(HashMap::new()),
-        closing: Notify::new(),
-    });
+    let conn = Arc::new(Conn::new(outgoing));
     let written = tokio::spawn(write_replies(writer, queue, conn.clone()));
     if let Err(failure) = read_requests(&agent, &conn, &mut reader).await {
         conn.send(Frame {
