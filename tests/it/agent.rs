@@ -278,3 +278,53 @@ fn a_bridge_killed_from_inside_is_noticed_and_opened_again() {
         server.log()
     );
 }
+
+#[test]
+fn a_sandbox_that_cannot_start_under_the_agent_is_made_without_it_and_says_why() {
+    let env = TestEnv::new();
+    // The user's own mount where the agent's volume goes: the engine refuses the agent's
+    // container, so the sandbox is made again on the `docker exec` path.
+    let mine = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/.enclave", mine.path().display());
+    let out = env
+        .cmd()
+        .env_remove("ENCLAVE_AGENT")
+        .args([
+            "-v",
+            "create",
+            "--image",
+            &test_image(),
+            "--volume",
+            &volume,
+        ])
+        .args(env.label_args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("made again without it"),
+        "{}",
+        stderr(&out)
+    );
+    let id = stdout(&out).trim().to_string();
+    let agent = agent_of(&env, &id);
+    assert_eq!(agent["mode"], "off", "{agent}");
+    assert!(
+        agent["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not start under the agent"),
+        "{agent}"
+    );
+    let out = env
+        .cmd()
+        .args(["exec", &id, "echo still works"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "still works\n", "{}", stderr(&out));
+    assert_eq!(
+        env.containers().len(),
+        1,
+        "the first try's container was left behind"
+    );
+}
