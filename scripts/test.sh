@@ -21,7 +21,7 @@ cargo test --locked -p enclave-agent --features server -- --include-ignored
 # Every test with sandboxes reached through their agent (the default)...
 cargo test --locked "$@"
 # ...and the integration tests again on the `docker exec` path, which must behave the same. The
-# escape tests are the agent's alone: the exec path is what they show to be escapable.
+# escape tests make their sandboxes with the agent whatever ENCLAVE_AGENT says: once is enough.
 ENCLAVE_AGENT=off cargo test --locked --test it "$@" -- --skip escapes::
 # ms-enclave's own Python client against `enclave server` (a venv from PyPI).
 ./scripts/test-python-client.sh

@@ -2,7 +2,7 @@
 //! why not), its private socket directory on this host, and one connection per sandbox, reused
 //! by every call this process makes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -179,6 +179,9 @@ fn short_base_path() -> Result<PathBuf> {
 #[derive(Default)]
 pub(super) struct Connections {
     clients: Mutex<HashMap<String, Client>>,
+    /// Sandboxes whose labels say they run without the agent, which never changes: a server
+    /// need not ask the engine again at each of their calls.
+    without: Mutex<HashSet<String>>,
 }
 
 impl Connections {
@@ -204,6 +207,10 @@ impl Connections {
 
     pub(super) fn forget(&self, sandbox_id: &str) {
         self.clients
+            .lock()
+            .expect("connections lock")
+            .remove(sandbox_id);
+        self.without
             .lock()
             .expect("connections lock")
             .remove(sandbox_id);
@@ -233,8 +240,22 @@ impl Connections {
         container: &str,
         docker: &DockerSandbox,
     ) -> Result<Option<(Client, Transport)>> {
+        if self
+            .without
+            .lock()
+            .expect("connections lock")
+            .contains(sandbox_id)
+        {
+            return Ok(None);
+        }
         let access = match engine.agent_access(container).await? {
-            None | Some(AgentAccess::Off { .. }) => return Ok(None),
+            None | Some(AgentAccess::Off { .. }) => {
+                self.without
+                    .lock()
+                    .expect("connections lock")
+                    .insert(sandbox_id.to_string());
+                return Ok(None);
+            }
             Some(access) => access,
         };
         let (client, transport) = agent::connect(&access, docker, LIVE_PATIENCE).await?;

@@ -157,11 +157,11 @@ impl LocalManager {
     /// The backend of a sandbox that must exist and be running: its agent when it has one that
     /// answers and proves itself, else `docker exec` (with a note saying why).
     async fn live(&self, sandbox: &Sandbox) -> Result<Box<dyn Backend>> {
-        let docker = self.engine.sandbox(self.running_container(sandbox)?);
+        let container = self.running_container(sandbox)?;
+        let docker = self.engine.sandbox(container);
         if let Some(client) = self.connections.get(&sandbox.id) {
             return Ok(Box::new(AgentSandbox::new(client, docker)));
         }
-        let container = self.running_container(sandbox)?;
         match self
             .connections
             .open(&self.engine, &sandbox.id, container, &docker)

@@ -2,14 +2,15 @@
 //! found through the old in-container kill script (issue 8), pinned on the agent path.
 //!
 //! Every check of what is left in a sandbox goes through `docker exec` and `/proc`, never through
-//! enclave, so a wrong answer from enclave cannot hide a process that survived. These tests force
-//! the agent on; on the `docker exec` path (ENCLAVE_AGENT=off) they are expected to fail, which is
-//! why `scripts/test.sh` skips this module in that run.
+//! enclave, so a wrong answer from enclave cannot hide a process that survived. Every sandbox
+//! here is created with the agent whatever `ENCLAVE_AGENT` says (the exec path is what they show
+//! to be escapable), so `scripts/test.sh` runs them once, in the agent run.
 
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, poll_until, send_signal, stderr, stdout, test_image, TestEnv};
+use crate::agent::create;
+use crate::common::{docker, poll_until, send_signal, stderr, stdout, TestEnv};
 
 /// The command lines of every process in the sandbox, read from `/proc` with `tr` only.
 fn command_lines(id: &str) -> Vec<String> {
@@ -32,31 +33,12 @@ fn left_with(id: &str, marker: &str) -> Vec<String> {
         .collect()
 }
 
-fn agent_env() -> TestEnv {
-    TestEnv::new()
-}
-
-/// `enclave exec --timeout SECS ID CMD` with the agent forced on; its output.
+/// `enclave exec --timeout SECS ID CMD`; its output.
 fn exec_with_timeout(env: &TestEnv, id: &str, secs: &str, cmd: &str) -> std::process::Output {
     env.cmd()
-        .env("ENCLAVE_AGENT", "on")
         .args(["exec", "--timeout", secs, id, cmd])
         .output()
         .unwrap()
-}
-
-fn create(env: &TestEnv, extra: &[&str]) -> String {
-    let out = env
-        .cmd()
-        .env("ENCLAVE_AGENT", "on")
-        .arg("create")
-        .args(["--image", &test_image()])
-        .args(env.label_args())
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "create: {}", stderr(&out));
-    stdout(&out).trim().to_string()
 }
 
 /// A timed-out command's note says everything was killed and nothing survived.
@@ -71,8 +53,8 @@ fn assert_killed_all(out: &std::process::Output) {
 
 #[test]
 fn a_cleared_environment_does_not_escape_a_timeout() {
-    let env = agent_env();
-    let id = create(&env, &[]);
+    let env = TestEnv::new();
+    let id = create(&env, &[], &[]);
     let out = exec_with_timeout(
         &env,
         &id,
@@ -87,8 +69,8 @@ fn a_cleared_environment_does_not_escape_a_timeout() {
 
 #[test]
 fn setsid_and_double_forks_do_not_escape_a_timeout() {
-    let env = agent_env();
-    let id = create(&env, &[]);
+    let env = TestEnv::new();
+    let id = create(&env, &[], &[]);
     let out = exec_with_timeout(
         &env,
         &id,
@@ -101,8 +83,8 @@ fn setsid_and_double_forks_do_not_escape_a_timeout() {
 
 #[test]
 fn an_image_without_grep_still_gets_its_timeouts_enforced() {
-    let env = agent_env();
-    let id = create(&env, &[]);
+    let env = TestEnv::new();
+    let id = create(&env, &[], &[]);
     let removed = docker(&[
         "exec",
         &format!("enclave-{id}"),
@@ -118,8 +100,8 @@ fn an_image_without_grep_still_gets_its_timeouts_enforced() {
 
 #[test]
 fn a_fork_bomb_at_the_pids_limit_is_frozen_and_killed() {
-    let env = agent_env();
-    let id = create(&env, &["--pids-limit", "128"]);
+    let env = TestEnv::new();
+    let id = create(&env, &[], &["--pids-limit", "128"]);
     let out = exec_with_timeout(&env, &id, "3", "b() { b | b & }; b; sleep 30");
     assert_killed_all(&out);
     // What is left: the agent, the image's shell, and this check itself.
@@ -127,7 +109,6 @@ fn a_fork_bomb_at_the_pids_limit_is_frozen_and_killed() {
     assert!(lines.len() < 8, "{} processes left: {lines:?}", lines.len());
     let after = env
         .cmd()
-        .env("ENCLAVE_AGENT", "on")
         .args(["exec", &id, "echo still here"])
         .output()
         .unwrap();
@@ -136,12 +117,11 @@ fn a_fork_bomb_at_the_pids_limit_is_frozen_and_killed() {
 
 #[test]
 fn an_output_flood_times_out_on_time() {
-    let env = agent_env();
-    let id = create(&env, &[]);
+    let env = TestEnv::new();
+    let id = create(&env, &[], &[]);
     let started = Instant::now();
     let status = StdCommand::new(assert_cmd::cargo::cargo_bin("enclave"))
         .env("ENCLAVE_STATE_DIR", env.state_dir.path())
-        .env("ENCLAVE_AGENT", "on")
         .args(["exec", "--timeout", "2", &id, "yes"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -157,11 +137,10 @@ fn an_output_flood_times_out_on_time() {
 
 #[test]
 fn a_client_killed_with_sigkill_does_not_take_the_deadline_with_it() {
-    let env = agent_env();
-    let id = create(&env, &[]);
+    let env = TestEnv::new();
+    let id = create(&env, &[], &[]);
     let mut client = StdCommand::new(assert_cmd::cargo::cargo_bin("enclave"))
         .env("ENCLAVE_STATE_DIR", env.state_dir.path())
-        .env("ENCLAVE_AGENT", "on")
         .args(["exec", "--timeout", "3", &id, "sleep 4231"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -183,12 +162,11 @@ fn a_client_killed_with_sigkill_does_not_take_the_deadline_with_it() {
 
 #[test]
 fn kill_minus_one_from_inside_leaves_the_sandbox_usable() {
-    let env = agent_env();
-    let id = create(&env, &[]);
+    let env = TestEnv::new();
+    let id = create(&env, &[], &[]);
     // The caller survives `kill -9 -1`; everything else it can signal does not, except PID 1.
     let _ = env
         .cmd()
-        .env("ENCLAVE_AGENT", "on")
         .args(["exec", &id, "kill -9 -1; kill -9 1; kill -STOP 1; true"])
         .output()
         .unwrap();
@@ -201,7 +179,6 @@ fn kill_minus_one_from_inside_leaves_the_sandbox_usable() {
     assert_eq!(stdout(&state).trim(), "running");
     let out = env
         .cmd()
-        .env("ENCLAVE_AGENT", "on")
         .args(["exec", &id, "echo alive"])
         .output()
         .unwrap();
@@ -213,11 +190,10 @@ fn kill_minus_one_from_inside_leaves_the_sandbox_usable() {
 
 #[test]
 fn a_flood_of_output_to_a_slow_reader_keeps_memory_bounded() {
-    let env = agent_env();
-    let id = create(&env, &[]);
+    let env = TestEnv::new();
+    let id = create(&env, &[], &[]);
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("enclave"))
         .env("ENCLAVE_STATE_DIR", env.state_dir.path())
-        .env("ENCLAVE_AGENT", "on")
         .args(["exec", &id, "head -c 300000000 /dev/zero"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -255,11 +231,10 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 
 #[test]
 fn an_image_with_no_shell_at_all_is_reached_through_the_agent() {
-    let env = agent_env();
+    let env = TestEnv::new();
     let image = empty_image();
     let out = env
         .cmd()
-        .env("ENCLAVE_AGENT", "on")
         .args(["create", "--image", &image, "--tool", "file_operation"])
         .args(env.label_args())
         .output()
