@@ -10,6 +10,7 @@ pub mod manager;
 pub mod model;
 mod output;
 mod server;
+pub mod session;
 pub mod state;
 mod tools;
 

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::{self, Connections};
 use super::{CreateRequest, Health, Manager, ToolCall};
+use crate::session::{self, Session, SessionOptions};
 use crate::backend::agent::{self as agent_backend, AgentSandbox};
 use crate::backend::docker::{
     AgentAccess, AgentChoice, ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
@@ -627,6 +628,15 @@ impl Manager for LocalManager {
         }
         result.execution_time = Some(started.elapsed().as_secs_f64());
         Ok(result)
+    }
+
+    async fn open_session(
+        &self,
+        sandbox: &Sandbox,
+        options: SessionOptions,
+    ) -> Result<Box<dyn Session>> {
+        let backend = self.live(sandbox).await?;
+        session::python::open(backend, &sandbox.id, options).await
     }
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub use local::LocalManager;
 pub use remote::RemoteManager;
 
+use crate::session::{Session, SessionOptions};
 use crate::model::{
     ArchiveStream, DockerSandboxConfig, ExecOutcome, ExecSpec, OutputSink, PullObserver, Removed,
     Sandbox, SandboxInfo, SandboxType, ToolResult,
@@ -113,4 +114,12 @@ pub trait Manager: Send + Sync {
 
     /// Runs one tool call; arguments are validated against the tool's schema first.
     async fn execute_tool(&self, sandbox: &Sandbox, call: ToolCall) -> Result<ToolResult>;
+
+    /// Opens an interactive session in the sandbox (`enclave shell`): a live interpreter that
+    /// keeps its state between inputs until it is closed.
+    async fn open_session(
+        &self,
+        sandbox: &Sandbox,
+        options: SessionOptions,
+    ) -> Result<Box<dyn Session>>;
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::session::{Session, SessionOptions};
 use super::{CreateRequest, Health, Manager, ToolCall};
 use crate::error::{exit_code, Error, Report};
 use crate::model::{
@@ -509,6 +510,15 @@ impl Manager for RemoteManager {
             () = call.cancel.cancelled() => Ok(unfinished(&call.tool, ExecutionStatus::Cancelled, started, None)),
             () = give_up => Ok(unfinished(&call.tool, ExecutionStatus::Timeout, started, call.deadline)),
         }
+    }
+
+    async fn open_session(
+        &self,
+        sandbox: &Sandbox,
+        options: SessionOptions,
+    ) -> Result<Box<dyn Session>> {
+        let _ = (sandbox, options);
+        anyhow::bail!("sessions through a server are not built yet")
     }
 }
 

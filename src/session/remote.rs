@@ -1,0 +1,1 @@
+//! A session held by an `enclave server`, over its WebSocket session endpoint.
