@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{Session, SessionOptions};
 use super::{CreateRequest, Health, Manager, ToolCall};
 use crate::error::{exit_code, Error, Report};
 use crate::model::{
@@ -26,6 +25,7 @@ use crate::model::{
     ExecutionStatus, ExitCause, Location, OutputSink, PullObserver, Removal, Removed, Sandbox,
     SandboxInfo, SandboxStatus, SandboxType, Stream, ToolResult, WireOutcome,
 };
+use crate::session::{self, Session, SessionKind, SessionOptions};
 use crate::state::{SandboxRecord, StateStore};
 
 /// How long connecting may take before the server counts as unreachable.
@@ -517,8 +517,35 @@ impl Manager for RemoteManager {
         sandbox: &Sandbox,
         options: SessionOptions,
     ) -> Result<Box<dyn Session>> {
-        let _ = (sandbox, options);
-        anyhow::bail!("sessions through a server are not built yet")
+        let mut url = self.endpoint(&["sandboxes", &sandbox.id, "session"]);
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| anyhow::anyhow!("cannot make a WebSocket URL of {url}"))?;
+        let kind = options.kind.map(|kind| match kind {
+            SessionKind::Python => "python",
+            SessionKind::Notebook => "notebook",
+        });
+        let pairs = [
+            ("kind", kind),
+            ("interpreter", options.interpreter.as_deref()),
+        ];
+        for (name, value) in pairs {
+            if let Some(value) = value {
+                url.query_pairs_mut().append_pair(name, value);
+            }
+        }
+        let endpoint = session::remote::Endpoint {
+            url: url.to_string(),
+            auth: self.api_key.clone().map(|key| (API_KEY_HEADER, key)),
+        };
+        session::remote::open(endpoint, |status, body| {
+            let body = String::from_utf8_lossy(body);
+            if status == StatusCode::UNAUTHORIZED.as_u16() {
+                return Error::Remote(unauthorized(&self.url, self.api_key.is_some())).into();
+            }
+            Error::Remote(report_of_body(status, &body, &self.url)).into()
+        })
+        .await
     }
 }
 

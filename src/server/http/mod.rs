@@ -10,6 +10,7 @@ mod exec;
 mod input;
 mod log;
 mod openapi;
+mod session;
 mod v1;
 
 use std::future::{Future, IntoFuture};

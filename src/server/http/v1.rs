@@ -33,6 +33,11 @@ pub(super) fn routes(routes: Routes) -> Routes {
         )
         .add("PUT", "/v1/sandboxes/{id}/archive", put(put_archive))
         .add("GET", "/v1/sandboxes/{id}/archive", get(get_archive))
+        .add(
+            "GET",
+            "/v1/sandboxes/{id}/session",
+            get(super::session::session),
+        )
 }
 
 /// A JSON body, which must be an object of type `T`.

@@ -39,6 +39,7 @@ use crate::model::{
     ArchiveStream, DockerSandboxConfig, ExecOutcome, ExecSpec, ExecutionStatus, Location,
     NoProgress, OutputSink, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType, ToolResult,
 };
+use crate::session::{Session, SessionOptions};
 use pool::{Pools, Refusal};
 use registry::{secs_label, Entry, Registry, LABEL_IDLE, LABEL_POOL, LABEL_TENANT, LABEL_TTL};
 
@@ -227,6 +228,11 @@ pub(crate) struct Service {
 
 /// A call on one sandbox: counted while it runs (the reaper leaves it alone), and on its end,
 /// however it ends, the sandbox's last use is now.
+/// A sandbox in use (see `Service::in_use`).
+pub(crate) struct InUse<'a> {
+    _call: Call<'a>,
+}
+
 struct Call<'a> {
     service: &'a Service,
     id: String,
@@ -664,6 +670,28 @@ impl Service {
         self.after_call(&sandbox, error_verdict(stream.as_ref().err()))
             .await;
         stream
+    }
+
+    /// Opens an interactive session on the caller's active sandbox (the session endpoint).
+    pub(crate) async fn open_session(
+        &self,
+        caller: &Caller,
+        id: &str,
+        options: SessionOptions,
+    ) -> Result<Box<dyn Session>> {
+        let (sandbox, guard) = self.begin(caller, id)?;
+        let session = self.manager.open_session(&sandbox, options).await;
+        drop(guard);
+        self.after_call(&sandbox, error_verdict(session.as_ref().err()))
+            .await;
+        session
+    }
+
+    /// Marks the caller's sandbox in use while the guard lives: one input of a session, so an
+    /// input that runs long is never reaped as idle, and an idle session's sandbox still is.
+    pub(crate) fn in_use(&self, caller: &Caller, id: &str) -> Result<InUse<'_>> {
+        self.begin(caller, id)
+            .map(|(_, call)| InUse { _call: call })
     }
 
     /// After a call that may have met a dead sandbox: marks it so, once the engine confirms

@@ -4,6 +4,7 @@ mod health;
 mod http;
 mod load;
 mod service;
+mod session;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
