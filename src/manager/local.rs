@@ -444,7 +444,17 @@ impl Manager for LocalManager {
         let id = new_sandbox_id();
         let info = self
             .create_container(&id, &request, &tools, &image, cancel)
-            .await?;
+            .await
+            .map_err(|e| {
+                if kind == SandboxType::DockerNotebook && request.config.command.is_none() {
+                    e.context(
+                        "a docker_notebook sandbox runs `jupyter kernelgateway`: its image must \
+                         have Jupyter Kernel Gateway (see docs/notebook.md)",
+                    )
+                } else {
+                    e
+                }
+            })?;
         if kind == SandboxType::DockerNotebook {
             let container = info
                 .metadata

@@ -23,7 +23,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long an interrupted input may take to wind down before the kernel is restarted.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// How long a short request (completeness, completion, kernel info) may take.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a restarted kernel may take to answer again.
 const RESTART_PATIENCE: Duration = Duration::from_secs(60);
 
