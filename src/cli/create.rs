@@ -13,7 +13,8 @@ use crate::output::{PullProgress, Spinner};
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Sandbox type: docker_notebook runs a Jupyter kernel (notebook_executor) [default: docker]
+    /// Sandbox type; docker_notebook runs a Jupyter kernel for notebook_executor (default image
+    /// enclave-notebook:1, built when missing) [default: docker]
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub(crate) sandbox_type: Option<TypeArg>,
     #[command(flatten)]

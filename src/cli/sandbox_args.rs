@@ -14,7 +14,7 @@ use crate::model::{
 
 #[derive(Debug, Args, Default)]
 pub(crate) struct SandboxArgs {
-    /// Image to run [default: python:3.11-slim; for docker_notebook: enclave-notebook:1]
+    /// Image to run [default: python:3.11-slim]
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
     /// Enable a tool (repeatable), e.g. python_executor

@@ -352,7 +352,7 @@ fn the_kernel_as_a_session() {
         let mut events = Vec::new();
         let done = session
             .execute("n = 6\nprint('out')\nn * 7", None, &Interrupter::default(), &mut |e| {
-                events.push(e)
+                events.push(e);
             })
             .await
             .unwrap();
@@ -419,7 +419,7 @@ fn the_kernel_as_a_session() {
         let mut events = Vec::new();
         session
             .execute("print(globals().get('n', 'gone'))", None, &Interrupter::default(), &mut |e| {
-                events.push(e)
+                events.push(e);
             })
             .await
             .unwrap();
@@ -428,17 +428,20 @@ fn the_kernel_as_a_session() {
     });
 }
 
+/// Removes an image when dropped.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", &self.0]);
+    }
+}
+
 #[test]
 fn the_default_notebook_image_is_built_when_missing() {
     let env = TestEnv::new();
     let tag: u64 = rand::random();
     let image = format!("enclave-test-built-notebook:{tag:016x}");
-    struct RemoveImage(String);
-    impl Drop for RemoveImage {
-        fn drop(&mut self) {
-            let _ = docker(&["rmi", "-f", &self.0]);
-        }
-    }
     let _cleanup = RemoveImage(image.clone());
     // Built from the Dockerfile enclave carries, over a local base that already has the
     // packages: no registry and no index is needed.

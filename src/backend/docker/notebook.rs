@@ -49,7 +49,7 @@ impl NotebookSetup {
         own_command: bool,
     ) {
         if !own_command {
-            body.cmd = Some(GATEWAY_COMMAND.iter().map(|s| s.to_string()).collect());
+            body.cmd = Some(GATEWAY_COMMAND.iter().map(ToString::to_string).collect());
         }
         body.env.get_or_insert_with(Vec::new).extend([
             format!("KG_AUTH_TOKEN={}", self.token),

@@ -54,7 +54,7 @@ pub(super) fn setup(config: &DockerSandboxConfig, warn: &dyn Fn(&str)) -> Notebo
         _ => String::new(),
     };
     NotebookSetup {
-        token: config.token.clone().unwrap_or_else(|| random_hex()),
+        token: config.token.clone().unwrap_or_else(random_hex),
         host_port,
     }
 }
