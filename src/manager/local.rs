@@ -614,6 +614,8 @@ impl Manager for LocalManager {
     }
 
     async fn stop(&self, sandbox: &Sandbox) -> Result<()> {
+        // A stopped sandbox's kernel is gone, and its gateway's port with it.
+        self.notebooks.forget(&sandbox.id);
         match &sandbox.container_id {
             Some(c) if sandbox.status != SandboxStatus::Gone => self.engine.sandbox(c).stop().await,
             _ => Err(Error::NotFound(sandbox.id.clone()))

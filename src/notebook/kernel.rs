@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -68,12 +68,24 @@ impl Kernel {
     /// Finds the kernel and opens its socket when either is missing. Notices say what the user
     /// should know: a kernel that had to be started anew (its state gone).
     async fn ready(&mut self, notices: &mut Vec<String>) -> Result<()> {
+        self.discard_stale();
         if self.socket.is_some() {
             return Ok(());
         }
-        let id = match &self.id {
-            Some(id) if self.gateway.kernel(id).await?.is_some() => id.clone(),
-            known => {
+        let known = match &self.id {
+            Some(id) => self.gateway.kernel(id).await?,
+            None => None,
+        };
+        let id = match (&self.id, known) {
+            (Some(id), Some(k)) if k.execution_state.as_deref() != Some("dead") => id.clone(),
+            (Some(id), Some(_)) => {
+                // Its restarter gave up on it: a restart through the gateway revives it.
+                let id = id.clone();
+                self.gateway.restart(&id).await?;
+                notices.push(DIED.into());
+                id
+            }
+            (known, _) => {
                 let (id, started) = self.gateway.find_or_start().await?;
                 if started && known.is_some() {
                     notices.push(
@@ -88,6 +100,18 @@ impl Kernel {
         };
         self.socket = Some(self.connect(&id).await?);
         Ok(())
+    }
+
+    /// Reads what arrived since the last call without waiting: leftovers of earlier inputs, the
+    /// gateway's pings, or its close of a socket left idle (then reopened before it is used).
+    fn discard_stale(&mut self) {
+        while let Some(socket) = self.socket.as_mut() {
+            match socket.next().now_or_never() {
+                None => return,
+                Some(Some(Ok(Message::Close(_)) | Err(_)) | None) => self.socket = None,
+                Some(Some(Ok(_))) => {}
+            }
+        }
     }
 
     async fn connect(&self, id: &str) -> Result<Socket> {
@@ -149,6 +173,18 @@ impl Kernel {
         Ok(msg_id)
     }
 
+    /// `send`, once more on a new socket when the kept one turns out closed.
+    async fn send_ready(&mut self, msg_type: &str, content: Value) -> Result<String> {
+        match self.send(msg_type, content.clone()).await {
+            Ok(id) => Ok(id),
+            Err(_) => {
+                let mut notices = Vec::new();
+                self.ready(&mut notices).await?;
+                self.send(msg_type, content).await
+            }
+        }
+    }
+
     /// The next message, `None` when the socket closed (it is then dropped, to be reopened).
     async fn receive(&mut self) -> Option<Incoming> {
         loop {
@@ -186,7 +222,7 @@ impl Kernel {
         }
         ready?;
         let msg_id = self
-            .send(
+            .send_ready(
                 "execute_request",
                 json!({"code": code, "silent": false, "store_history": true,
                        "user_expressions": {}, "allow_stdin": false, "stop_on_error": true}),
@@ -369,7 +405,7 @@ impl Kernel {
     async fn request(&mut self, msg_type: &str, content: Value) -> Result<Map<String, Value>> {
         let mut notices = Vec::new();
         self.ready(&mut notices).await?;
-        let msg_id = self.send(msg_type, content).await?;
+        let msg_id = self.send_ready(msg_type, content).await?;
         let reply_type = msg_type.replace("_request", "_reply");
         let reply = tokio::time::timeout(REPLY_TIMEOUT, async {
             while let Some(message) = self.receive().await {

@@ -140,7 +140,8 @@ impl DockerEngine {
         if let Some(defaults) = self.image_defaults(image).await? {
             return Ok(defaults);
         }
-        observer.started(image);
+        // Steps, not a pull's bytes: the observer shows the build from its first line.
+        observer.build_step(image, "starting the build");
         let built = self
             .build_image(image, dockerfile, build_args, observer)
             .await;
