@@ -6,7 +6,11 @@
 # - Test images are reused when present, pulled when a registry answers, and otherwise built
 #   locally with debootstrap + `docker import` (no registry needed).
 #
-# Prints the names of the images it prepared as `ENCLAVE_TEST_IMAGE=...` lines on stdout.
+# - The notebook test image (Jupyter Kernel Gateway over the test image) is built by
+#   scripts/ensure-notebook-image.sh.
+#
+# Prints the names of the images it prepared as `ENCLAVE_TEST_IMAGE=...` and
+# `ENCLAVE_TEST_NOTEBOOK_IMAGE=...` lines on stdout.
 set -euo pipefail
 
 log() { printf '[ensure-docker] %s\n' "$*" >&2; }
@@ -94,3 +98,4 @@ ensure_test_image() {
 start_engine
 ensure_test_image "$TEST_IMAGE"
 echo "ENCLAVE_TEST_IMAGE=$TEST_IMAGE"
+ENCLAVE_TEST_IMAGE=$TEST_IMAGE "$(dirname "$0")/ensure-notebook-image.sh"

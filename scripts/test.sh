@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# ensure-docker.sh prints ENCLAVE_TEST_IMAGE=<name> once the engine and the image are ready.
-image_line=$(./scripts/ensure-docker.sh)
-export "${image_line?}"
-echo "test image: $ENCLAVE_TEST_IMAGE" >&2
+# ensure-docker.sh prints ENCLAVE_TEST_IMAGE=<name> and ENCLAVE_TEST_NOTEBOOK_IMAGE=<name> once
+# the engine and the images are ready.
+image_lines=$(./scripts/ensure-docker.sh)
+for line in $image_lines; do export "${line?}"; done
+echo "test images: $ENCLAVE_TEST_IMAGE, $ENCLAVE_TEST_NOTEBOOK_IMAGE" >&2
 
 # The agent must be built into enclave here: without it every test would pass on the exec
 # path alone, and the agent would go untested.

@@ -8,6 +8,7 @@ mod cli;
 pub mod error;
 pub mod manager;
 pub mod model;
+mod notebook;
 mod output;
 mod server;
 pub mod session;

@@ -1,6 +1,8 @@
 //! `LocalManager`: sandboxes on the Docker engine this process can reach, recorded in the local
 //! state file.
 
+mod notebooks;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,7 @@ use crate::error::Error;
 use crate::model::{
     new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, ExecutionStatus, ExitCause,
     Location, OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus,
-    ToolResult,
+    SandboxType, ToolResult,
 };
 use crate::session::{self, Session, SessionOptions};
 use crate::state::{AgentSocket, Corrupt, SandboxRecord, StateStore};
@@ -44,6 +46,8 @@ pub struct LocalManager {
     notes: Warn,
     /// One connection to each sandbox's agent, reused by every call.
     connections: Connections,
+    /// The kernels of notebook sandboxes, each call on one kernel after another.
+    notebooks: crate::notebook::Notebooks,
 }
 
 impl LocalManager {
@@ -55,6 +59,7 @@ impl LocalManager {
             warn: Arc::new(|_| {}),
             notes: Arc::new(|_| {}),
             connections: Connections::default(),
+            notebooks: crate::notebook::Notebooks::default(),
         }
     }
 
@@ -261,13 +266,22 @@ impl LocalManager {
         request.config.validate().map_err(Error::InvalidConfig)?;
         let tools = ToolSet::from_config(&request.config.tools_config, request.sandbox_type)
             .map_err(Error::InvalidConfig)?;
-        let pull = self.engine.ensure_image(
-            &request.config.image,
-            request.config.platform.as_deref(),
-            progress,
-        );
+        let image = async {
+            if request.sandbox_type == SandboxType::DockerNotebook {
+                if let Some(built) = self.notebook_image(&request.config.image, progress).await? {
+                    return Ok(built);
+                }
+            }
+            self.engine
+                .ensure_image(
+                    &request.config.image,
+                    request.config.platform.as_deref(),
+                    progress,
+                )
+                .await
+        };
         let image = tokio::select! {
-            pulled = pull => pulled?,
+            pulled = image => pulled?,
             () = cancel.cancelled() => return Err(cancelled()),
         };
         Ok((tools, image))
@@ -322,6 +336,8 @@ impl LocalManager {
     ) -> Result<SandboxInfo> {
         let created = Utc::now();
         let tool_names = tools.names();
+        let notebook = (request.sandbox_type == SandboxType::DockerNotebook)
+            .then(|| notebooks::setup(&request.config, &*self.warn));
         let spec = CreateSpec {
             id,
             sandbox_type: request.sandbox_type,
@@ -332,6 +348,7 @@ impl LocalManager {
             extra_labels: &request.extra_labels,
             workload: Workload::KeepAlive,
             agent: agent.clone(),
+            notebook,
         };
         let container_id = self.engine.create_container(&spec, image).await?;
         let record = SandboxRecord {
@@ -418,10 +435,47 @@ impl Manager for LocalManager {
         progress: &dyn PullObserver,
         cancel: &CancellationToken,
     ) -> Result<SandboxInfo> {
+        let mut request = request;
+        let kind = request.sandbox_type;
+        request
+            .config
+            .apply_type_defaults(kind, &notebooks::default_image());
         let (tools, image) = self.prepare(&request, progress, cancel).await?;
         let id = new_sandbox_id();
-        self.create_container(&id, &request, &tools, &image, cancel)
+        let info = self
+            .create_container(&id, &request, &tools, &image, cancel)
             .await
+            .map_err(|e| {
+                if kind == SandboxType::DockerNotebook && request.config.command.is_none() {
+                    e.context(
+                        "a docker_notebook sandbox runs `jupyter kernelgateway`: its image must \
+                         have Jupyter Kernel Gateway (see docs/notebook.md)",
+                    )
+                } else {
+                    e
+                }
+            })?;
+        if kind == SandboxType::DockerNotebook {
+            let container = info
+                .metadata
+                .get("container_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let started = tokio::select! {
+                started = self.start_kernel(&id, &container, &request.config) => started,
+                () = cancel.cancelled() => Err(cancelled()),
+            };
+            if let Err(e) = started {
+                // Nothing of a sandbox that cannot run its kernel is left behind.
+                self.notebooks.forget(&id);
+                if let Ok(sandbox) = self.find(&id).await {
+                    let _ = self.remove(&sandbox).await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(info)
     }
 
     async fn run(
@@ -448,6 +502,7 @@ impl Manager for LocalManager {
             },
             // The command is the container's main process: there is nothing to reach.
             agent: AgentChoice::Off("an ephemeral run".into()),
+            notebook: None,
         };
         self.engine.run_container(&create, &image, spec, sink).await
     }
@@ -530,6 +585,7 @@ impl Manager for LocalManager {
             })?;
         }
         self.connections.forget(&sandbox.id);
+        self.notebooks.forget(&sandbox.id);
         let removed = match &sandbox.container_id {
             Some(c) => self.engine.sandbox(c).remove().await?,
             None => false,
@@ -558,6 +614,8 @@ impl Manager for LocalManager {
     }
 
     async fn stop(&self, sandbox: &Sandbox) -> Result<()> {
+        // A stopped sandbox's kernel is gone, and its gateway's port with it.
+        self.notebooks.forget(&sandbox.id);
         match &sandbox.container_id {
             Some(c) if sandbox.status != SandboxStatus::Gone => self.engine.sandbox(c).stop().await,
             _ => Err(Error::NotFound(sandbox.id.clone()))
@@ -606,10 +664,24 @@ impl Manager for LocalManager {
             }
         })?;
         let stop = call.cancel.child_token();
+        // Only the notebook tool needs the kernel; a sandbox whose gateway cannot be found
+        // gets the tool's own "no kernel" result.
+        let notebook = if enabled.tool.key() == "notebook_executor" {
+            match self.kernel_of(sandbox).await {
+                Ok(kernel) => Some(kernel),
+                Err(e) => {
+                    (self.notes)(&format!("sandbox `{}`: no kernel: {e:#}", sandbox.id));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let ctx = ToolContext {
             backend: backend.as_ref(),
             working_dir: &sandbox.config.working_dir,
             cancel: stop.clone(),
+            notebook,
         };
         let started = Instant::now();
         let execute = enabled
@@ -635,6 +707,14 @@ impl Manager for LocalManager {
         sandbox: &Sandbox,
         options: SessionOptions,
     ) -> Result<Box<dyn Session>> {
+        let notebook = match options.kind {
+            Some(kind) => kind == session::SessionKind::Notebook,
+            None => sandbox.sandbox_type == SandboxType::DockerNotebook,
+        };
+        if notebook {
+            let kernel = self.kernel_of(sandbox).await?;
+            return crate::notebook::session::open(kernel, &sandbox.id).await;
+        }
         let backend = self.live(sandbox).await?;
         session::python::open(backend, &sandbox.id, options).await
     }

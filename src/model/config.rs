@@ -8,6 +8,14 @@ use super::{flex, image_ref};
 
 pub const DEFAULT_PIDS_LIMIT: i64 = 1024;
 
+/// The image a `docker` sandbox runs when the config names none.
+pub const DEFAULT_IMAGE: &str = "python:3.11-slim";
+
+/// The image a `docker_notebook` sandbox runs when the config names none: enclave builds it from
+/// the Dockerfile it carries when the engine lacks it (docs/notebook.md).
+/// `ENCLAVE_NOTEBOOK_IMAGE` names another.
+pub const DEFAULT_NOTEBOOK_IMAGE: &str = "enclave-notebook:1";
+
 /// `tools_config`: a list of names or a map of name to per-tool options; kept as the map.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(transparent)]
@@ -111,6 +119,20 @@ pub struct DockerSandboxConfig {
     pub runtime: Option<String>,
     /// Extra container labels (`enclave.*` keys are reserved).
     pub labels: IndexMap<String, String>,
+    // ms-enclave's `DockerNotebookConfig` fields (docker_notebook sandboxes only).
+    /// The address enclave reaches the kernel gateway at [default: 127.0.0.1]. The gateway's
+    /// port is published on 127.0.0.1 only, whatever this says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The host port for the gateway; absent (or taken): a free port the engine picks.
+    #[serde(
+        deserialize_with = "flex::opt_int",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub port: Option<i64>,
+    /// The gateway's auth token; absent: a random one per sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// The container command: a string (split as a POSIX shell would, as docker-py does for
@@ -145,7 +167,7 @@ impl Default for DockerSandboxConfig {
             working_dir: "/sandbox".into(),
             env_vars: IndexMap::new(),
             resource_limits: Map::new(),
-            image: "python:3.11-slim".into(),
+            image: DEFAULT_IMAGE.into(),
             command: None,
             volumes: IndexMap::new(),
             ports: IndexMap::new(),
@@ -163,6 +185,9 @@ impl Default for DockerSandboxConfig {
             pids_limit: DEFAULT_PIDS_LIMIT,
             runtime: None,
             labels: IndexMap::new(),
+            host: None,
+            port: None,
+            token: None,
         }
     }
 }
@@ -223,7 +248,50 @@ impl DockerSandboxConfig {
         self.validate_volumes()?;
         self.validate_ports()?;
         self.validate_extra_hosts()?;
-        self.validate_labels()
+        self.validate_labels()?;
+        self.validate_notebook()
+    }
+
+    fn validate_notebook(&self) -> Result<(), String> {
+        if let Some(host) = &self.host {
+            if host.parse::<std::net::IpAddr>().is_err() && !is_hostname(host) {
+                return Err(format!(
+                    "host `{}` is not an IP address or a host name",
+                    host.escape_default()
+                ));
+            }
+        }
+        if let Some(port) = self.port {
+            if !(0..=65535).contains(&port) {
+                return Err(format!("port must be 0-65535 (0: a free port), got {port}"));
+            }
+        }
+        if let Some(token) = &self.token {
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(
+                    "token must be non-empty printable ASCII without spaces (it travels in an \
+                     HTTP header)"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// What a sandbox of `kind` needs beyond the config it was given: a notebook sandbox runs the
+    /// notebook image when the config names the docker default (which has no kernel gateway),
+    /// and has a network (ms-enclave forces it on: the gateway's port is published on it).
+    pub fn apply_type_defaults(&mut self, kind: super::SandboxType, notebook_image: &str) {
+        if kind != super::SandboxType::DockerNotebook {
+            return;
+        }
+        if self.image == DEFAULT_IMAGE {
+            self.image = notebook_image.to_string();
+        }
+        self.network_enabled = true;
+        if self.network.as_deref().is_none_or(|n| n == "none") {
+            self.network = Some("bridge".into());
+        }
     }
 
     fn validate_env(&self) -> Result<(), String> {
@@ -585,6 +653,52 @@ mod tests {
         assert_eq!(b[0], ("0.0.0.0".into(), "8080".into()));
         assert_eq!(b[1], ("127.0.0.1".into(), "8081".into()));
         assert_eq!(b[2], ("127.0.0.1".into(), "8082".into()));
+    }
+
+    #[test]
+    fn notebook_fields_are_optional_and_checked() {
+        let c = DockerSandboxConfig::from_value(json!({
+            "host": "127.0.0.1", "port": 8888.0, "token": null
+        }))
+        .unwrap();
+        assert_eq!(
+            (c.host.as_deref(), c.port, c.token),
+            (Some("127.0.0.1"), Some(8888), None)
+        );
+        assert!(!DockerSandboxConfig::default()
+            .to_wire()
+            .as_object()
+            .unwrap()
+            .contains_key("port"));
+        for (config, needle) in [
+            (json!({"port": 70000}), "port must be 0-65535"),
+            (json!({"host": "a b"}), "host `a b`"),
+            (json!({"token": "with space"}), "token must be"),
+        ] {
+            let e = DockerSandboxConfig::from_value(config.clone()).unwrap_err();
+            assert!(e.contains(needle), "{config}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_notebook_sandbox_gets_the_notebook_image_and_a_network() {
+        use crate::model::SandboxType;
+        let mut c = DockerSandboxConfig {
+            network_enabled: false,
+            ..Default::default()
+        };
+        c.apply_type_defaults(SandboxType::DockerNotebook, "nb:1");
+        assert_eq!(c.image, "nb:1");
+        assert!(c.network_enabled);
+        let mut own = DockerSandboxConfig {
+            image: "mine:2".into(),
+            ..Default::default()
+        };
+        own.apply_type_defaults(SandboxType::DockerNotebook, "nb:1");
+        assert_eq!(own.image, "mine:2");
+        let mut docker = DockerSandboxConfig::default();
+        docker.apply_type_defaults(SandboxType::Docker, "nb:1");
+        assert_eq!(docker.image, DEFAULT_IMAGE);
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub trait PullObserver: Send + Sync {
     /// Bytes done and total of one layer.
     fn layer(&self, layer: &str, current: u64, total: u64);
     fn finished(&self);
+    /// One line of an image build's progress (`Step 2/5 : RUN ...`), for images enclave builds
+    /// itself (the notebook image).
+    fn build_step(&self, _image: &str, _line: &str) {}
 }
 
 /// Ignores pull progress.

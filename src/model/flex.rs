@@ -27,6 +27,14 @@ pub(super) fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     int_from_value(&Value::deserialize(d)?)
 }
 
+/// An optional integer: absent or `null` is `None`.
+pub(super) fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        value => int_from_value(&value).map(Some),
+    }
+}
+
 pub(super) fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     match Value::deserialize(d)? {
         Value::Number(n) => n

@@ -17,7 +17,7 @@ mod wire;
 pub use capture::{Capped, Capture, DEFAULT_MAX_OUTPUT};
 pub use config::{
     parse_memory_limit, Command, DockerSandboxConfig, PortSpec, ToolsConfig, VolumeSpec,
-    DEFAULT_PIDS_LIMIT,
+    DEFAULT_IMAGE, DEFAULT_NOTEBOOK_IMAGE, DEFAULT_PIDS_LIMIT,
 };
 pub use exec::{
     parse_env_entry, ArchiveStream, Discard, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport,

@@ -1,4 +1,4 @@
-//! indicatif progress for pulls and long steps, drawn on stderr only when it is a terminal.
+//! indicatif progress for pulls, image builds and long steps, drawn on stderr only when it is a terminal.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -49,6 +49,22 @@ impl PullObserver for PullProgress {
 
     fn finished(&self) {
         self.bar.finish_and_clear();
+    }
+
+    fn build_step(&self, image: &str, line: &str) {
+        // A build has steps, not bytes: the bar becomes a spinner naming the current step.
+        if self.bar.length().is_some() {
+            self.bar.unset_length();
+            self.bar.set_style(
+                ProgressStyle::with_template("{spinner} building {prefix}: {wide_msg}")
+                    .expect("valid template"),
+            );
+            self.bar.set_prefix(image.to_string());
+            self.bar.enable_steady_tick(Duration::from_millis(120));
+        }
+        // Build output comes from inside a container: no control sequences reach the terminal.
+        self.bar
+            .set_message(line.chars().filter(|c| !c.is_control()).collect::<String>());
     }
 }
 

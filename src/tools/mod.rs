@@ -4,6 +4,7 @@ mod encoding;
 mod file_operation;
 mod languages;
 mod multi_code_executor;
+mod notebook_executor;
 mod options;
 mod paths;
 mod python_executor;
@@ -30,6 +31,8 @@ pub(crate) struct ToolContext<'a> {
     pub working_dir: &'a str,
     /// Cancelled when the caller goes away (Ctrl-C, a dropped HTTP request).
     pub cancel: CancellationToken,
+    /// A notebook sandbox's kernel (`notebook_executor`); `None` in other sandboxes.
+    pub(crate) notebook: Option<crate::notebook::SharedKernel>,
 }
 
 /// What describes a tool, apart from running it.
@@ -79,16 +82,14 @@ pub(crate) fn registry() -> &'static [&'static dyn Tool] {
     &[
         &file_operation::FileOperation,
         &multi_code_executor::MultiCodeExecutor,
+        &notebook_executor::NotebookExecutor,
         &python_executor::PythonExecutor,
         &shell_executor::ShellExecutor,
     ]
 }
 
 /// Names ms-enclave knows that this build does not run yet.
-const KNOWN_ELSEWHERE: &[(&str, &str)] = &[(
-    "notebook_executor",
-    "needs a docker_notebook sandbox, which enclave does not support yet",
-)];
+const KNOWN_ELSEWHERE: &[(&str, &str)] = &[];
 
 pub(crate) fn find(key: &str) -> Option<&'static dyn Tool> {
     registry().iter().copied().find(|t| t.key() == key)
@@ -160,9 +161,11 @@ impl ToolSet {
                 return Err(unknown_tool_message(key));
             };
             if !usable_in(tool, sandbox) {
+                let needs: Vec<_> = tool.sandbox_types().iter().map(|t| t.as_str()).collect();
                 return Err(format!(
-                    "tool `{key}` cannot run in a `{}` sandbox",
-                    sandbox.as_str()
+                    "tool `{key}` cannot run in a `{}` sandbox (it needs {})",
+                    sandbox.as_str(),
+                    needs.join(" or ")
                 ));
             }
             if options.get("enabled") == Some(&Value::Bool(false)) {

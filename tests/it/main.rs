@@ -11,6 +11,7 @@ mod edges;
 mod escapes;
 mod lifecycle;
 mod messages;
+mod notebook;
 mod remote;
 mod server;
 mod tools;

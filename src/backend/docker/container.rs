@@ -13,6 +13,7 @@ use bollard::query_parameters::{
 use chrono::{DateTime, Utc};
 
 use super::agent::{AgentAccess, AgentSetup};
+use super::notebook::NotebookSetup;
 use super::{
     engine_error, label_filter, revive_hint, status_code, status_of, DockerEngine, ImageDefaults,
 };
@@ -46,6 +47,8 @@ pub(crate) struct CreateSpec<'a> {
     pub(crate) workload: Workload,
     /// Whether a kept-alive sandbox starts under the agent.
     pub(crate) agent: AgentChoice,
+    /// A notebook sandbox's gateway (`docker_notebook`).
+    pub(crate) notebook: Option<NotebookSetup>,
 }
 
 /// Whether a sandbox starts under the in-sandbox agent.
@@ -312,6 +315,7 @@ fn extra_labels(
         LABEL_OWNER,
         super::agent::LABEL_AGENT,
         super::agent::LABEL_SECRET,
+        super::notebook::LABEL_TOKEN,
     ];
     labels
         .iter()
@@ -342,6 +346,9 @@ fn labels(spec: &CreateSpec<'_>) -> HashMap<String, String> {
             },
         };
         labels.extend(access.labels());
+    }
+    if let Some(notebook) = &spec.notebook {
+        labels.extend(notebook.labels());
     }
     labels
 }
@@ -377,6 +384,9 @@ fn container_body(spec: &CreateSpec<'_>, image: &ImageDefaults) -> Result<Contai
                 None if !image.has_command && !under_agent => Some(vec!["/bin/sh".into()]),
                 None => None,
             };
+            if let Some(notebook) = &spec.notebook {
+                notebook.apply(&mut body, &mut host_config, config.command.is_some());
+            }
             if let AgentChoice::Use(setup) = &spec.agent {
                 start_under_agent(&mut body, &mut host_config, setup, image);
             }

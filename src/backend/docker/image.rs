@@ -73,7 +73,7 @@ impl DockerEngine {
     }
 
     /// What the image provides, or `None` when the engine does not have it.
-    async fn image_defaults(&self, image: &str) -> Result<Option<ImageDefaults>> {
+    pub(super) async fn image_defaults(&self, image: &str) -> Result<Option<ImageDefaults>> {
         let inspect = match self.api().await?.inspect_image(image).await {
             Ok(inspect) => inspect,
             Err(e) if status_code(&e) == Some(404) => return Ok(None),

@@ -8,6 +8,7 @@ mod container;
 mod exec;
 mod image;
 mod kill;
+mod notebook;
 mod run;
 mod stdin;
 
@@ -26,6 +27,7 @@ use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, ExitCause, OutputSink, 
 
 pub(crate) use agent::{AgentAccess, AgentSetup};
 pub(crate) use container::{AgentChoice, ContainerRecord, ContainerState, CreateSpec, Workload};
+pub(crate) use notebook::NotebookSetup;
 
 /// What an image provides itself, which decides our fallbacks.
 #[derive(Debug, Clone, Default)]
