@@ -6,28 +6,45 @@ use anyhow::Result;
 use clap::Args;
 
 use super::sandbox_args::SandboxArgs;
+use super::volcengine_args::{parse_sandbox_type, VolcengineArgs};
 use super::Ctx;
 use crate::manager::CreateRequest;
-use crate::model::SandboxType;
+use crate::model::{DockerSandboxConfig, SandboxType};
 use crate::output::{PullProgress, Spinner};
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
+    /// Sandbox type: docker, or volcengine (a SandboxFusion service's run_code API) [default: docker]
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_sandbox_type)]
+    pub(crate) sandbox_type: Option<SandboxType>,
     #[command(flatten)]
     pub(crate) sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub(crate) volcengine: VolcengineArgs,
 }
 
 pub(crate) async fn run(args: CreateArgs, ctx: &Ctx) -> Result<u8> {
-    let config = args.sandbox.to_config()?;
+    let sandbox_type = args.sandbox_type.unwrap_or(SandboxType::Docker);
+    let (config, volcengine) = if sandbox_type == SandboxType::Volcengine {
+        let volcengine = args.volcengine.to_config(&args.sandbox)?;
+        (DockerSandboxConfig::default(), Some(volcengine))
+    } else {
+        args.volcengine.check_unused(sandbox_type)?;
+        (args.sandbox.to_config()?, None)
+    };
     for warning in config.warnings() {
         ctx.output.warn(&warning);
     }
     let manager = ctx.manager().await?;
     let started = Instant::now();
-    let image = config.image.clone();
+    let image = match &volcengine {
+        Some(v) => v.host(),
+        None => config.image.clone(),
+    };
     let request = CreateRequest {
-        sandbox_type: SandboxType::Docker,
+        sandbox_type,
         config,
+        volcengine,
         extra_labels: Vec::new(),
     };
     let progress = PullProgress::new(&ctx.output);

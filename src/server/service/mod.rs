@@ -38,6 +38,7 @@ use crate::manager::{CreateRequest, Health, Manager, ToolCall};
 use crate::model::{
     ArchiveStream, DockerSandboxConfig, ExecOutcome, ExecSpec, ExecutionStatus, Location,
     NoProgress, OutputSink, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType, ToolResult,
+    VolcengineSandboxConfig,
 };
 use pool::{Pools, Refusal};
 use registry::{secs_label, Entry, Registry, LABEL_IDLE, LABEL_POOL, LABEL_TENANT, LABEL_TTL};
@@ -376,7 +377,27 @@ impl Service {
     ) -> Result<SandboxInfo> {
         self.admit(caller, &config, &labels, 1)?;
         let id = self
-            .make(&caller.tenant, sandbox_type, config, labels, false, cancel)
+            .make(&caller.tenant, sandbox_type, config, None, labels, false, cancel)
+            .await?;
+        self.get(caller, &id)
+    }
+
+    /// Creates a `volcengine` sandbox for `caller`, after the policy allows its service: this
+    /// server will POST code to its `base_url`.
+    pub(crate) async fn create_volcengine(
+        &self,
+        caller: &Caller,
+        config: VolcengineSandboxConfig,
+        labels: BTreeMap<String, String>,
+        cancel: &CancellationToken,
+    ) -> Result<SandboxInfo> {
+        crate::volcengine::Volcengine::check(&config)?;
+        self.options.policy.check_volcengine(&config)?;
+        self.admit_labels_and_count(caller, &labels, 1)?;
+        let kind = SandboxType::Volcengine;
+        let docker = DockerSandboxConfig::default();
+        let id = self
+            .make(&caller.tenant, kind, docker, Some(config), labels, false, cancel)
             .await?;
         self.get(caller, &id)
     }
@@ -390,13 +411,24 @@ impl Service {
         count: usize,
     ) -> Result<()> {
         config.validate().map_err(Error::InvalidConfig)?;
+        self.options.policy.check(config)?;
+        self.admit_labels_and_count(caller, labels, count)
+    }
+
+    /// The checks every new sandbox passes, whatever its type: no reserved labels, and room
+    /// under the caller's cap.
+    fn admit_labels_and_count(
+        &self,
+        caller: &Caller,
+        labels: &BTreeMap<String, String>,
+        count: usize,
+    ) -> Result<()> {
         if let Some(key) = labels.keys().find(|k| k.starts_with("enclave.")) {
             return Err(Error::InvalidConfig(format!(
                 "label `{key}`: the `enclave.` prefix is reserved"
             ))
             .into());
         }
-        self.options.policy.check(config)?;
         let registry = self.lock();
         self.options
             .policy
@@ -411,6 +443,7 @@ impl Service {
         tenant: &str,
         sandbox_type: SandboxType,
         config: DockerSandboxConfig,
+        volcengine: Option<VolcengineSandboxConfig>,
         labels: BTreeMap<String, String>,
         pooled: bool,
         cancel: &CancellationToken,
@@ -430,12 +463,16 @@ impl Service {
         let request = CreateRequest {
             sandbox_type,
             config: config.clone(),
+            volcengine: volcengine.clone(),
             extra_labels: extra.clone().into_iter().collect(),
         };
         let info = self.manager.create(request, &NoProgress, cancel).await?;
+        let base = Sandbox::from_info(&info, config, Location::Docker);
         let sandbox = Sandbox {
             labels: extra,
-            ..Sandbox::from_info(&info, config, Location::Docker)
+            image: volcengine.as_ref().map_or(base.image.clone(), |v| v.host()),
+            volcengine,
+            ..base
         };
         let status = if pooled {
             SandboxStatus::Busy // handed to the pool by the caller
@@ -740,7 +777,7 @@ impl Service {
             let cancel = cancel.clone();
             async move {
                 let made = self
-                    .make(tenant, sandbox_type, config, BTreeMap::new(), true, &cancel)
+                    .make(tenant, sandbox_type, config, None, BTreeMap::new(), true, &cancel)
                     .await;
                 match &made {
                     Ok(id) => self.join_pool(tenant, id),
@@ -913,6 +950,7 @@ impl Service {
                     &replacement.tenant,
                     replacement.sandbox_type,
                     replacement.config,
+                    None,
                     replacement.labels,
                     true,
                     &cancel,
