@@ -42,7 +42,15 @@ pub(crate) fn to_result(tool_name: &str, answer: &Value) -> ToolResult {
     } else {
         ExecutionStatus::Error
     };
-    ToolResult::new(tool_name, status, stdout).with_error(error)
+    let mut result = ToolResult::new(tool_name, status, stdout).with_error(error);
+    // enclave's tools say how the program exited, as the Docker path does.
+    if let Some(code) = run.get("return_code").and_then(|c| match c {
+        Value::String(s) => s.parse::<i64>().ok(),
+        other => other.as_i64(),
+    }) {
+        result.metadata.insert("exit_code".into(), code.into());
+    }
+    result
 }
 
 /// A call that got no usable answer: `Execution failed: <why>`.
@@ -93,6 +101,8 @@ mod tests {
         assert_eq!(status, ExecutionStatus::Error);
         assert_eq!(output, json!("out"));
         assert_eq!(error.unwrap(), "boom\nmain.cpp:1: error\ncompile error");
+        let r = to_result("t", &json!({"status": "Failed", "run_result": {"return_code": "3"}}));
+        assert_eq!(r.metadata["exit_code"], 3);
     }
 
     #[test]

@@ -14,3 +14,4 @@ mod messages;
 mod remote;
 mod server;
 mod tools;
+mod volcengine;

@@ -625,7 +625,17 @@ impl Service {
     /// Whether a call on this sandbox would start now (it is the caller's and active), from
     /// the registry alone: what the exec route answers before it commits to a stream.
     pub(crate) fn check_callable(&self, caller: &Caller, id: &str) -> Result<()> {
-        callable(&mut self.lock(), caller, id).map(|_| ())
+        let mut registry = self.lock();
+        let entry = callable(&mut registry, caller, id)?;
+        // Said before a stream starts, as a plain error: it has no shell to run a command in.
+        if entry.sandbox.volcengine.is_some() {
+            return Err(Error::NoShell {
+                id: entry.sandbox.id.clone(),
+                what: "run commands",
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Starts a call on an active sandbox: the stored `Sandbox` for the manager, and the
