@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{Session, SessionOptions};
 use super::{CreateRequest, Health, Manager, ToolCall};
 use crate::error::{exit_code, Error, Report};
 use crate::model::{
@@ -27,6 +26,7 @@ use crate::model::{
     SandboxInfo, SandboxStatus, SandboxType, Stream, ToolResult, VolcengineSandboxConfig,
     WireOutcome,
 };
+use crate::session::{Session, SessionOptions};
 use crate::state::{SandboxRecord, StateStore};
 use crate::volcengine::Volcengine;
 
@@ -641,11 +641,11 @@ pub(crate) fn sandbox_of(info: &SandboxInfo, location: Location, tracked: bool) 
     let config: DockerSandboxConfig =
         serde_json::from_value(info.config.clone()).unwrap_or_default();
     let image = match info.sandbox_type {
-        SandboxType::Volcengine => serde_json::from_value::<VolcengineSandboxConfig>(
-            info.config.clone(),
-        )
-        .map(|v| v.host())
-        .unwrap_or_default(),
+        SandboxType::Volcengine => {
+            serde_json::from_value::<VolcengineSandboxConfig>(info.config.clone())
+                .map(|v| v.host())
+                .unwrap_or_default()
+        }
         _ => info
             .config
             .get("image")

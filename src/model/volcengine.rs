@@ -13,7 +13,8 @@ pub(crate) const MASKED: &str = "***";
 
 /// The languages ms-enclave renames before SandboxFusion sees them; `dataset_language_map`
 /// is laid over these.
-const DEFAULT_LANGUAGE_MAP: [(&str, &str); 3] = [("r", "R"), ("d_ut", "D_ut"), ("ts", "typescript")];
+const DEFAULT_LANGUAGE_MAP: [(&str, &str); 3] =
+    [("r", "R"), ("d_ut", "D_ut"), ("ts", "typescript")];
 
 /// ms-enclave's `VolcengineSandboxConfig` with the same names and defaults; unknown keys are
 /// ignored, as pydantic does. `base_url` is optional in the model, as there, but a sandbox
@@ -151,9 +152,11 @@ impl VolcengineSandboxConfig {
     pub fn endpoint(&self) -> Result<String, String> {
         match self.base_url.as_deref() {
             Some(url) if !url.is_empty() => Ok(format!("{url}{}", self.run_code_path)),
-            _ => Err("base_url is required for a volcengine sandbox: the URL of a \
+            _ => Err(
+                "base_url is required for a volcengine sandbox: the URL of a \
                       SandboxFusion service, e.g. http://sandbox-fusion:8080"
-                .into()),
+                    .into(),
+            ),
         }
     }
 
@@ -286,7 +289,10 @@ mod tests {
             (json!({"base_url": "http://h?x=1"}), "query"),
             (json!({"max_concurrency": 0}), "max_concurrency"),
             (json!({"request_timeout": -1}), "request_timeout"),
-            (json!({"extra_headers": {"a b": "x"}}), "extra_headers: `a b`"),
+            (
+                json!({"extra_headers": {"a b": "x"}}),
+                "extra_headers: `a b`",
+            ),
             (json!({"extra_headers": {"X": "a\nb"}}), "line break"),
             (json!({"max_concurrency": 1.5}), "integer"),
         ] {
@@ -307,7 +313,10 @@ mod tests {
         assert_eq!(c.language("d_ut"), "D_ut");
         assert_eq!(c.language("R"), "R");
         assert_eq!(c.language("go"), "go");
-        assert_eq!(VolcengineSandboxConfig::default().language("ts"), "typescript");
+        assert_eq!(
+            VolcengineSandboxConfig::default().language("ts"),
+            "typescript"
+        );
     }
 
     #[test]

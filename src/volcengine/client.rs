@@ -26,10 +26,7 @@ pub(crate) async fn run_code(
     for (name, value) in config.extra_headers.iter().flatten() {
         post = post.header(name, value);
     }
-    let response = post
-        .send()
-        .await
-        .map_err(|e| describe(&e, &url, timeout))?;
+    let response = post.send().await.map_err(|e| describe(&e, &url, timeout))?;
     let status = response.status();
     let body = response
         .bytes()
@@ -44,15 +41,17 @@ pub(crate) async fn run_code(
             "{url} answered with JSON that is not an object: {}",
             quote(&body)
         )),
-        Err(_) => Err(format!("{url} answered with something not JSON: {}", quote(&body))),
+        Err(_) => Err(format!(
+            "{url} answered with something not JSON: {}",
+            quote(&body)
+        )),
     }
 }
 
 /// The code's own budget (run and compile timeouts, which the service enforces) plus
 /// `request_timeout` for the service itself: the call never gives up before the service would.
 pub(crate) fn http_timeout(config: &VolcengineSandboxConfig, request: &RunCode) -> Duration {
-    Duration::try_from_secs_f64(request.budget() + config.request_timeout)
-        .unwrap_or(Duration::MAX)
+    Duration::try_from_secs_f64(request.budget() + config.request_timeout).unwrap_or(Duration::MAX)
 }
 
 /// reqwest's error with its causes, and a timeout said as one (its own text is vague).

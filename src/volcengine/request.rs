@@ -134,12 +134,17 @@ mod tests {
             &c,
         )
         .unwrap();
-        assert_eq!((r.code.as_str(), r.language.as_str()), ("printf '%s' 'a b'", "bash"));
+        assert_eq!(
+            (r.code.as_str(), r.language.as_str()),
+            ("printf '%s' 'a b'", "bash")
+        );
         assert_eq!(r.run_timeout, Some(5.0));
         let r = for_tool(
             "multi_code_executor",
-            &args(json!({"language": "ts", "code": "1", "run_timeout": 0, "compile_timeout": 7,
-                         "files": {"a.txt": "hi"}})),
+            &args(
+                json!({"language": "ts", "code": "1", "run_timeout": 0, "compile_timeout": 7,
+                         "files": {"a.txt": "hi"}}),
+            ),
             &c,
         )
         .unwrap();
@@ -147,8 +152,12 @@ mod tests {
         assert_eq!(r.run_timeout, Some(30.0));
         assert_eq!(r.compile_timeout, Some(7.0));
         assert_eq!(r.files["a.txt"], "aGk=");
-        let r = for_tool("python_executor", &args(json!({"code": "1", "timeout": null})), &c)
-            .unwrap();
+        let r = for_tool(
+            "python_executor",
+            &args(json!({"code": "1", "timeout": null})),
+            &c,
+        )
+        .unwrap();
         assert_eq!(r.run_timeout, None);
     }
 
@@ -157,8 +166,16 @@ mod tests {
         let c = VolcengineSandboxConfig::default();
         for (tool, a, text) in [
             ("python_executor", json!({"code": "  "}), "No code provided"),
-            ("shell_executor", json!({"command": []}), "No command provided"),
-            ("multi_code_executor", json!({"language": "", "code": "x"}), "Invalid input"),
+            (
+                "shell_executor",
+                json!({"command": []}),
+                "No command provided",
+            ),
+            (
+                "multi_code_executor",
+                json!({"language": "", "code": "x"}),
+                "Invalid input",
+            ),
         ] {
             assert_eq!(for_tool(tool, &args(a), &c).unwrap_err(), text);
         }

@@ -74,19 +74,24 @@ mod tests {
             "status": "Success", "message": "",
             "run_result": {"status": "Finished", "stdout": "hi\n", "stderr": "", "return_code": 0}
         }));
-        assert_eq!((status, output, error), (ExecutionStatus::Success, json!("hi\n"), None));
+        assert_eq!(
+            (status, output, error),
+            (ExecutionStatus::Success, json!("hi\n"), None)
+        );
     }
 
     #[test]
     fn return_codes_that_count_as_success() {
         for code in [json!(0), json!("0"), Value::Null] {
-            let (status, ..) = map(json!({"status": "Success", "run_result": {"return_code": code}}));
+            let (status, ..) =
+                map(json!({"status": "Success", "run_result": {"return_code": code}}));
             assert_eq!(status, ExecutionStatus::Success, "{code}");
         }
         let (status, ..) = map(json!({"status": "Success", "run_result": {"stdout": "x"}}));
         assert_eq!(status, ExecutionStatus::Success);
         for code in [json!(1), json!("1"), json!(true)] {
-            let (status, ..) = map(json!({"status": "Success", "run_result": {"return_code": code}}));
+            let (status, ..) =
+                map(json!({"status": "Success", "run_result": {"return_code": code}}));
             assert_eq!(status, ExecutionStatus::Error, "{code}");
         }
     }
@@ -101,7 +106,10 @@ mod tests {
         assert_eq!(status, ExecutionStatus::Error);
         assert_eq!(output, json!("out"));
         assert_eq!(error.unwrap(), "boom\nmain.cpp:1: error\ncompile error");
-        let r = to_result("t", &json!({"status": "Failed", "run_result": {"return_code": "3"}}));
+        let r = to_result(
+            "t",
+            &json!({"status": "Failed", "run_result": {"return_code": "3"}}),
+        );
         assert_eq!(r.metadata["exit_code"], 3);
     }
 
@@ -128,7 +136,10 @@ mod tests {
             assert_eq!(error.as_deref(), Some("no run"));
         }
         let (status, output, error) = map(json!({}));
-        assert_eq!((status, output, error), (ExecutionStatus::Error, json!(""), None));
+        assert_eq!(
+            (status, output, error),
+            (ExecutionStatus::Error, json!(""), None)
+        );
     }
 
     #[test]

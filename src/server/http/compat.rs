@@ -155,14 +155,25 @@ async fn create(
     };
     let kind = kind?;
     let (config, volcengine) = match kind {
-        SandboxType::Volcengine => (DockerSandboxConfig::default(), Some(parse_volcengine(config)?)),
+        SandboxType::Volcengine => (
+            DockerSandboxConfig::default(),
+            Some(parse_volcengine(config)?),
+        ),
         _ => (parse_config(config)?, None),
     };
     let service = state.service.clone();
     let info = until_client_leaves(&state.service, move |cancel| async move {
         match volcengine {
-            Some(v) => service.create_volcengine(&caller, v, BTreeMap::new(), &cancel).await,
-            None => service.create(&caller, kind, config, BTreeMap::new(), &cancel).await,
+            Some(v) => {
+                service
+                    .create_volcengine(&caller, v, BTreeMap::new(), &cancel)
+                    .await
+            }
+            None => {
+                service
+                    .create(&caller, kind, config, BTreeMap::new(), &cancel)
+                    .await
+            }
         }
     })
     .await?

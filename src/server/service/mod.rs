@@ -377,7 +377,12 @@ impl Service {
     ) -> Result<SandboxInfo> {
         self.admit(caller, &config, &labels, 1)?;
         let id = self
-            .make(&caller.tenant, sandbox_type, config, None, labels, false, cancel)
+            .make(
+                &caller.tenant,
+                docker(sandbox_type, config, labels),
+                false,
+                cancel,
+            )
             .await?;
         self.get(caller, &id)
     }
@@ -394,11 +399,13 @@ impl Service {
         crate::volcengine::Volcengine::check(&config)?;
         self.options.policy.check_volcengine(&config)?;
         self.admit_labels_and_count(caller, &labels, 1)?;
-        let kind = SandboxType::Volcengine;
-        let docker = DockerSandboxConfig::default();
-        let id = self
-            .make(&caller.tenant, kind, docker, Some(config), labels, false, cancel)
-            .await?;
+        let request = CreateRequest {
+            sandbox_type: SandboxType::Volcengine,
+            config: DockerSandboxConfig::default(),
+            volcengine: Some(config),
+            extra_labels: labels.into_iter().collect(),
+        };
+        let id = self.make(&caller.tenant, request, false, cancel).await?;
         self.get(caller, &id)
     }
 
@@ -436,20 +443,18 @@ impl Service {
         Ok(())
     }
 
-    /// Creates and registers one sandbox; its id. The tenant's cap is checked again here, as
-    /// concurrent creations may have used it up since `admit`.
+    /// Creates and registers one sandbox (`request.extra_labels` are the caller's); its id.
+    /// The tenant's cap is checked again here, as concurrent creations may have used it up
+    /// since `admit`.
     async fn make(
         &self,
         tenant: &str,
-        sandbox_type: SandboxType,
-        config: DockerSandboxConfig,
-        volcengine: Option<VolcengineSandboxConfig>,
-        labels: BTreeMap<String, String>,
+        request: CreateRequest,
         pooled: bool,
         cancel: &CancellationToken,
     ) -> Result<String> {
         let reservation = self.reserve(tenant)?;
-        let mut extra: BTreeMap<String, String> = labels;
+        let mut extra: BTreeMap<String, String> = request.extra_labels.into_iter().collect();
         extra.insert(LABEL_TENANT.into(), tenant.to_string());
         if let Some(ttl) = self.options.ttl {
             extra.insert(LABEL_TTL.into(), secs_label(ttl));
@@ -460,17 +465,18 @@ impl Service {
         if pooled {
             extra.insert(LABEL_POOL.into(), "1".into());
         }
+        let (config, volcengine) = (request.config.clone(), request.volcengine.clone());
         let request = CreateRequest {
-            sandbox_type,
-            config: config.clone(),
-            volcengine: volcengine.clone(),
             extra_labels: extra.clone().into_iter().collect(),
+            ..request
         };
         let info = self.manager.create(request, &NoProgress, cancel).await?;
         let base = Sandbox::from_info(&info, config, Location::Docker);
         let sandbox = Sandbox {
             labels: extra,
-            image: volcengine.as_ref().map_or(base.image.clone(), |v| v.host()),
+            image: volcengine
+                .as_ref()
+                .map_or(base.image.clone(), VolcengineSandboxConfig::host),
             volcengine,
             ..base
         };
@@ -787,7 +793,12 @@ impl Service {
             let cancel = cancel.clone();
             async move {
                 let made = self
-                    .make(tenant, sandbox_type, config, None, BTreeMap::new(), true, &cancel)
+                    .make(
+                        tenant,
+                        docker(sandbox_type, config, BTreeMap::new()),
+                        true,
+                        &cancel,
+                    )
                     .await;
                 match &made {
                     Ok(id) => self.join_pool(tenant, id),
@@ -958,10 +969,11 @@ impl Service {
             let made = service
                 .make(
                     &replacement.tenant,
-                    replacement.sandbox_type,
-                    replacement.config,
-                    None,
-                    replacement.labels,
+                    docker(
+                        replacement.sandbox_type,
+                        replacement.config,
+                        replacement.labels,
+                    ),
                     true,
                     &cancel,
                 )
@@ -1231,5 +1243,19 @@ fn tool_verdict(result: &Result<ToolResult>) -> Verdict {
         (true, false) => Verdict::Suspect { ran: true },
         (false, _) if failed_around => Verdict::Suspect { ran: false },
         (false, _) => Verdict::Fine,
+    }
+}
+
+/// A request for a container sandbox with the caller's `labels`.
+fn docker(
+    sandbox_type: SandboxType,
+    config: DockerSandboxConfig,
+    labels: BTreeMap<String, String>,
+) -> CreateRequest {
+    CreateRequest {
+        sandbox_type,
+        config,
+        volcengine: None,
+        extra_labels: labels.into_iter().collect(),
     }
 }

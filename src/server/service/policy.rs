@@ -304,9 +304,8 @@ mod tests {
 
     #[test]
     fn volcengine_services_must_be_allowed_by_the_operator() {
-        let config = |url: &str| {
-            VolcengineSandboxConfig::from_value(json!({"base_url": url})).unwrap()
-        };
+        let config =
+            |url: &str| VolcengineSandboxConfig::from_value(json!({"base_url": url})).unwrap();
         let refused = |policy: &Policy, url: &str| match policy.check_volcengine(&config(url)) {
             Ok(()) => None,
             Err(ServiceError::Policy { field, message }) => Some((field, message)),
@@ -321,7 +320,10 @@ mod tests {
         };
         assert_eq!(refused(&policy, "http://fusion:8080/"), None);
         let (_, message) = refused(&policy, "http://169.254.169.254").unwrap();
-        assert!(message.contains("`http://169.254.169.254` is not a service"), "{message}");
+        assert!(
+            message.contains("`http://169.254.169.254` is not a service"),
+            "{message}"
+        );
         let any = Policy {
             allow_volcengine: vec!["*".into()],
             ..Policy::default()

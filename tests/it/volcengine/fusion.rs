@@ -54,10 +54,12 @@ impl Fusion {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-                    let state = state.clone();
-                    async move { answer(&state, &uri, &headers, &body).await }
-                });
+                let app = axum::Router::new().fallback(
+                    move |uri: Uri, headers: HeaderMap, body: Bytes| {
+                        let state = state.clone();
+                        async move { answer(&state, &uri, &headers, &body).await }
+                    },
+                );
                 axum::serve(listener, app).await.unwrap();
             });
         });

@@ -78,7 +78,12 @@ fn the_three_executors_map_to_run_code() {
     );
 
     // The language map: ms-enclave's defaults; anything else passes as given.
-    for (given, sent) in [("ts", "typescript"), ("r", "R"), ("d_ut", "D_ut"), ("go", "go")] {
+    for (given, sent) in [
+        ("ts", "typescript"),
+        ("r", "R"),
+        ("d_ut", "D_ut"),
+        ("go", "go"),
+    ] {
         let (code, result) = run_tool(
             &env,
             &id,
@@ -143,7 +148,10 @@ fn answers_and_failures_map_to_tool_results() {
         error
     };
     let e = failed("@500");
-    assert!(e.contains("answered HTTP 500") && e.contains("internal boom"), "{e}");
+    assert!(
+        e.contains("answered HTTP 500") && e.contains("internal boom"),
+        "{e}"
+    );
     let e = failed("@notjson");
     assert!(e.contains("not JSON: <html>gateway</html>"), "{e}");
     let e = failed("@array");
@@ -170,7 +178,10 @@ fn answers_and_failures_map_to_tool_results() {
     std::fs::write(&state, text.replace(&fusion.url, "http://127.0.0.1:9")).unwrap();
     let (_, result) = run_tool(&env, &gone, "python_executor", json!({"code": "1"}));
     let e = result["error"].as_str().unwrap();
-    assert!(e.starts_with("Execution failed: ") && e.contains("127.0.0.1:9"), "{e}");
+    assert!(
+        e.starts_with("Execution failed: ") && e.contains("127.0.0.1:9"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -222,7 +233,11 @@ fn the_api_key_and_headers_are_sent_and_never_shown() {
     assert_eq!(info["config"]["api_key"], "***");
     assert_eq!(info["config"]["extra_headers"]["X-Tenant"], "***");
     assert_eq!(info["config"]["max_concurrency"], 16);
-    let tools: Vec<&String> = info["available_tools"].as_object().unwrap().keys().collect();
+    let tools: Vec<&String> = info["available_tools"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(tools, ["multi_code_executor"]);
     for listing in [&["inspect", &id][..], &["--json", "ls"], &["ls"]] {
         let out = env.cmd().args(listing).output().unwrap();
@@ -281,9 +296,21 @@ fn no_shell_no_files_and_remove_forgets_it() {
         .args(["--base-url", &fusion.url])
         .output()
         .unwrap();
-    assert!(stderr(&out).contains("`--image` does not apply"), "{}", stderr(&out));
-    let out = env.cmd().args(["create", "--type", "volcengine"]).output().unwrap();
-    assert!(stderr(&out).contains("base_url is required"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`--image` does not apply"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .cmd()
+        .args(["create", "--type", "volcengine"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("base_url is required"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = env.cmd().args(["--json", "rm", &id]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -332,7 +359,11 @@ fn the_server_refuses_services_its_operator_did_not_allow() {
             .post("/v1/sandboxes")
             .json(&json!({"type": "volcengine", "config": server_config(&fusion, json!({}))})),
     );
-    assert_eq!((status, &body["error"]["kind"]), (400, &json!("policy")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["kind"]),
+        (400, &json!("policy")),
+        "{body}"
+    );
 
     let other = Server::start(&env, &["--allow-volcengine", "http://127.0.0.1:1"]);
     let (status, body) = call(
@@ -342,7 +373,10 @@ fn the_server_refuses_services_its_operator_did_not_allow() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["detail"].as_str().unwrap().contains("is not a service this server may call"),
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is not a service this server may call"),
         "{body}"
     );
     assert!(fusion.seen().is_empty(), "the service was called");
@@ -395,7 +429,11 @@ fn through_the_server_ms_enclave_routes_v1_and_the_cli() {
         .collect();
     for handle in calls {
         let (status, result) = handle.join().unwrap();
-        assert_eq!((status, &result["status"]), (200, &json!("success")), "{result}");
+        assert_eq!(
+            (status, &result["status"]),
+            (200, &json!("success")),
+            "{result}"
+        );
     }
     assert_eq!(fusion.peak(), 2, "calls in flight at once");
 
@@ -405,7 +443,11 @@ fn through_the_server_ms_enclave_routes_v1_and_the_cli() {
             .post(&format!("/v1/sandboxes/{id}/exec"))
             .json(&json!({"argv": ["true"]})),
     );
-    assert_eq!((status, &body["error"]["kind"]), (400, &json!("no_shell")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["kind"]),
+        (400, &json!("no_shell")),
+        "{body}"
+    );
 
     let (status, _) = call(server.delete(&format!("/sandbox/{id}")));
     assert_eq!(status, 200);
@@ -424,7 +466,13 @@ fn through_the_server_ms_enclave_routes_v1_and_the_cli() {
     let id = stdout(&out).trim().to_string();
     let out = server
         .client(&env)
-        .args(["run-tool", &id, "shell_executor", "--arg", "command=echo hi"])
+        .args([
+            "run-tool",
+            &id,
+            "shell_executor",
+            "--arg",
+            "command=echo hi",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
