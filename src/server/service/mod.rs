@@ -783,6 +783,14 @@ impl Service {
         if size == 0 {
             return Ok(Vec::new());
         }
+        if sandbox_type == SandboxType::Volcengine {
+            return Err(Error::InvalidConfig(
+                "pools hold container sandboxes; create volcengine sandboxes one by one \
+                 (each is only a handle on its service, with nothing to warm up)"
+                    .into(),
+            )
+            .into());
+        }
         let config = config.unwrap_or_default();
         self.admit(caller, &config, &BTreeMap::new(), size)?;
         let tenant = caller.tenant.as_str();

@@ -483,3 +483,48 @@ fn through_the_server_ms_enclave_routes_v1_and_the_cli() {
     let out = server.client(&env).args(["rm", &id]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_restarted_server_adopts_its_volcengine_sandboxes_secrets_and_all() {
+    let env = TestEnv::new();
+    let fusion = Fusion::start();
+    let allow = ["--allow-volcengine", fusion.url.as_str()];
+    let mut first = Server::start(&env, &allow);
+    let (status, body) = call(
+        first
+            .post("/sandbox/create?sandbox_type=volcengine")
+            .json(&server_config(&fusion, json!({}))),
+    );
+    assert_eq!(status, 200, "{body}");
+    let id = body["sandbox_id"].as_str().unwrap().to_string();
+    // A pool is for containers: said plainly, before anything is made.
+    let (status, body) = call(
+        first
+            .post("/pool/initialize?sandbox_type=volcengine&pool_size=1")
+            .json(&server_config(&fusion, json!({}))),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("one by one"),
+        "{body}"
+    );
+    let exit = first.terminate(30);
+    assert!(exit.success(), "{exit}\n{}", first.log());
+
+    let second = Server::start(&env, &allow);
+    let (status, info) = call(second.get(&format!("/sandbox/{id}")));
+    assert_eq!(
+        (status, &info["status"]),
+        (200, &json!("running")),
+        "{info}"
+    );
+    let (status, result) = call(second.post("/sandbox/tool/execute").json(&json!({
+        "sandbox_id": id, "tool_name": "python_executor", "parameters": {"code": "1"}
+    })));
+    assert_eq!(
+        (status, &result["status"]),
+        (200, &json!("success")),
+        "{result}"
+    );
+    assert_eq!(fusion.last().headers["authorization"], "srv-secret-3");
+}
