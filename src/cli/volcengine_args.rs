@@ -90,11 +90,14 @@ fn docker_flag(a: &SandboxArgs) -> Option<&'static str> {
     .find_map(|(given, flag)| given.then_some(flag))
 }
 
-/// `--type`'s value: one of ms-enclave's sandbox types this build knows.
+/// `--type`'s value: a sandbox type `create` can make.
 pub(crate) fn parse_sandbox_type(text: &str) -> Result<SandboxType, String> {
-    SandboxType::parse(text).ok_or_else(|| {
-        format!("unknown sandbox type `{text}`; expected docker, docker_notebook or volcengine")
-    })
+    match SandboxType::parse(text) {
+        Some(t @ (SandboxType::Docker | SandboxType::Volcengine)) => Ok(t),
+        _ => Err(format!(
+            "`{text}` is not a sandbox type `create` makes; expected docker or volcengine"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +137,17 @@ mod tests {
             .to_config(&SandboxArgs::default())
             .unwrap_err();
         assert!(format!("{e}").contains("base_url is required"), "{e}");
+    }
+
+    #[test]
+    fn types_create_makes() {
+        assert_eq!(
+            parse_sandbox_type("volcengine"),
+            Ok(SandboxType::Volcengine)
+        );
+        assert_eq!(parse_sandbox_type("docker"), Ok(SandboxType::Docker));
+        assert!(parse_sandbox_type("dummy")
+            .unwrap_err()
+            .contains("expected docker or volcengine"));
     }
 }
