@@ -58,6 +58,7 @@ async fn bench(image: &str, runs: usize) -> Result<()> {
     let request = CreateRequest {
         sandbox_type: SandboxType::Docker,
         config,
+        volcengine: None,
         extra_labels: vec![("enclave-bench".into(), "tools".into())],
     };
     let info = manager

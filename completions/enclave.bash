@@ -185,14 +185,14 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__create)
-            opts="-e -p -w -q -v -h -V --type --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-e -p -w -q -v -h -V --type --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --base-url --volcengine-api-key --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --type)
-                    COMPREPLY=($(compgen -W "docker docker_notebook" -- "${cur}"))
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --image)
@@ -252,6 +252,14 @@ _enclave() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --volcengine-api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -735,7 +743,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__server)
-            opts="-q -v -h -V --host --port --log-format --shutdown-grace --cleanup-on-exit --api-key --api-key-file --api-keys-file --insecure --cors-origin --max-body --max-archive --state-dir --cleanup-interval --ttl --idle-timeout --pool-size --pool-wait --allow-privileged --allow-mount --allow-named-volumes --allow-network --allow-public-ports --max-memory --max-cpus --max-pids --max-sandboxes --json --color --quiet --verbose --server --help --version"
+            opts="-q -v -h -V --host --port --log-format --shutdown-grace --cleanup-on-exit --api-key --api-key-file --api-keys-file --insecure --cors-origin --max-body --max-archive --state-dir --cleanup-interval --ttl --idle-timeout --pool-size --pool-wait --allow-privileged --allow-mount --allow-named-volumes --allow-network --allow-public-ports --allow-volcengine --max-memory --max-cpus --max-pids --max-sandboxes --json --color --quiet --verbose --server --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -810,6 +818,10 @@ _enclave() {
                     return 0
                     ;;
                 --allow-network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-volcengine)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,8 +49,7 @@ complete -c enclave -n "__fish_enclave_needs_command" -f -a "cp" -d 'Copy files 
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c enclave -n "__fish_enclave_using_subcommand create" -l type -d 'Sandbox type; docker_notebook runs a Jupyter kernel for notebook_executor (default image enclave-notebook:1, built when missing) [default: docker]' -r -f -a "docker\t''
-docker_notebook\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l type -d 'Sandbox type: docker, or volcengine (a SandboxFusion service\'s run_code API) [default: docker]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l image -d 'Image to run [default: python:3.11-slim]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l tool -d 'Enable a tool (repeatable), e.g. python_executor' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l memory -d 'Memory limit, e.g. 512m or 2g (0 = unlimited) [default: 4g]' -r
@@ -63,6 +62,8 @@ complete -c enclave -n "__fish_enclave_using_subcommand create" -l runtime -d 'O
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l label -d 'Container label (repeatable)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l pids-limit -d 'Maximum number of processes (0 = unlimited) [default: 1024]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l config -d 'An ms-enclave sandbox config (JSON file, or - for stdin); flags override it' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l base-url -d 'volcengine: the SandboxFusion service\'s URL, e.g. http://fusion:8080' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l volcengine-api-key -d 'volcengine: the key sent as `Authorization` to the service' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -232,6 +233,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand server" -l pool-size -d 
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l pool-wait -d 'Seconds `/pool/execute` waits for a free sandbox when the request does not say' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-mount -d 'Allow bind mounts of host paths under this prefix (repeatable)' -r -F
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-network -d 'Allow this Docker network besides bridge and none (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-volcengine -d 'Allow volcengine sandboxes that call this SandboxFusion URL (repeatable; `*`: any)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-memory -d 'Largest `memory_limit` a sandbox may have, e.g. 4g [default: 8g]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-cpus -d 'Most CPUs a sandbox may have [default: 4]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l max-pids -d 'Largest `pids_limit` a sandbox may have [default: 4096]' -r

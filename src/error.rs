@@ -79,6 +79,9 @@ pub enum Error {
         /// How to bring it back, in the backend's words.
         hint: Option<String>,
     },
+    /// Asked of a sandbox that has no shell, files or processes (a `volcengine` one).
+    #[error("sandbox `{id}` cannot {what}: it is a `volcengine` sandbox, with no shell or files")]
+    NoShell { id: String, what: &'static str },
     #[error("working directory `{0}` does not exist in the sandbox")]
     NoWorkdir(String),
     #[error("invalid configuration: {0}")]
@@ -119,6 +122,7 @@ impl Error {
             Error::NotFound(_) | Error::Vanished(_) => "not_found",
             Error::NotRunning { .. } => "not_running",
             Error::NoWorkdir(_) => "no_workdir",
+            Error::NoShell { .. } => "no_shell",
             Error::Ambiguous { .. } => "ambiguous",
             Error::InvalidConfig(_) => "invalid_config",
             Error::ImageUnavailable { .. } => "image_unavailable",
@@ -141,6 +145,7 @@ impl Error {
             | Error::Vanished(_)
             | Error::NotRunning { .. }
             | Error::NoWorkdir(_)
+            | Error::NoShell { .. }
             | Error::Ambiguous { .. }
             | Error::InvalidConfig(_)
             | Error::ImageUnavailable { .. }
@@ -165,6 +170,11 @@ impl Error {
             Error::NotFound(_) => "`enclave ls` lists the sandboxes you have",
             Error::NotRunning { hint, .. } => return hint.clone(),
             Error::NoWorkdir(_) => "create it first, or leave `-w` out to use the sandbox's own",
+            Error::NoShell { id, .. } => {
+                return Some(format!(
+                    "it runs code through its tools only: `enclave run-tool {id} python_executor --arg code=...`"
+                ))
+            }
             Error::Ambiguous { .. } => "give more characters of the id",
             Error::InvalidConfig(_) => "see docs/config.md for every field and its format",
             Error::ImageUnavailable { .. } => {

@@ -14,5 +14,6 @@ mod server;
 pub mod session;
 pub mod state;
 mod tools;
+mod volcengine;
 
 pub use cli::main;

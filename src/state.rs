@@ -18,7 +18,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::model::{DockerSandboxConfig, Location, SandboxType};
+use crate::model::{DockerSandboxConfig, Location, SandboxType, VolcengineSandboxConfig};
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "state.lock";
@@ -46,6 +46,11 @@ pub(crate) struct SandboxRecord {
     /// without asking the engine first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) agent_socket: Option<AgentSocket>,
+    /// A `volcengine` sandbox's config, secrets included (the file is the user's own): it has
+    /// no container, so this is all there is of it. Absent for every other type, and in files
+    /// written before volcengine sandboxes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) volcengine: Option<VolcengineSandboxConfig>,
 }
 
 /// A sandbox's agent socket on this host, and the secret its agent must prove.
@@ -362,6 +367,7 @@ mod tests {
             created_at: Utc::now(),
             labels: BTreeMap::new(),
             agent_socket: None,
+            volcengine: None,
         }
     }
 
@@ -411,6 +417,37 @@ mod tests {
         };
         assert_eq!(candidates, ["dddd1111", "dddd2222"]);
         assert!(state.location_of("").is_err());
+    }
+
+    #[test]
+    fn files_from_before_volcengine_still_load_and_volcengine_records_round_trip() {
+        let old = r#"{"version":1,"sandboxes":{"k3x9m2pa":{"id":"k3x9m2pa",
+            "location":{"kind":"docker"},"container_id":"c1","type":"docker","image":"img",
+            "tools":["python_executor"],"config":{"image":"img"},
+            "created_at":"2026-01-01T00:00:00Z"}}}"#;
+        let state: StateData = serde_json::from_str(old).unwrap();
+        let old_record = &state.sandboxes["k3x9m2pa"];
+        assert!(old_record.volcengine.is_none());
+        assert_eq!(old_record.config.image, "img");
+        assert!(!serde_json::to_string(old_record)
+            .unwrap()
+            .contains("volcengine"));
+
+        let config = VolcengineSandboxConfig {
+            base_url: Some("http://fusion:8080".into()),
+            api_key: Some("sk-1".into()),
+            ..VolcengineSandboxConfig::default()
+        };
+        let record = SandboxRecord {
+            sandbox_type: SandboxType::Volcengine,
+            container_id: None,
+            volcengine: Some(config.clone()),
+            ..record("vvvv1111")
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        let back: SandboxRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.sandbox_type, SandboxType::Volcengine);
+        assert_eq!(back.volcengine, Some(config));
     }
 
     #[test]

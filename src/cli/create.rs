@@ -3,58 +3,51 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::sandbox_args::SandboxArgs;
+use super::volcengine_args::{parse_sandbox_type, VolcengineArgs};
 use super::Ctx;
 use crate::manager::CreateRequest;
-use crate::model::SandboxType;
+use crate::model::{DockerSandboxConfig, SandboxType};
 use crate::output::{PullProgress, Spinner};
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Sandbox type; docker_notebook runs a Jupyter kernel for notebook_executor (default image
-    /// enclave-notebook:1, built when missing) [default: docker]
-    #[arg(long = "type", value_enum, value_name = "TYPE")]
-    pub(crate) sandbox_type: Option<TypeArg>,
+    /// Sandbox type: docker; docker_notebook (a Jupyter kernel for notebook_executor; default image
+    /// enclave-notebook:1, built when missing); or volcengine (a SandboxFusion service's run_code
+    /// API) [default: docker]
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_sandbox_type)]
+    pub(crate) sandbox_type: Option<SandboxType>,
     #[command(flatten)]
     pub(crate) sandbox: SandboxArgs,
-}
-
-/// The sandbox types `create` makes.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum TypeArg {
-    Docker,
-    #[value(name = "docker_notebook")]
-    DockerNotebook,
-}
-
-impl From<TypeArg> for SandboxType {
-    fn from(arg: TypeArg) -> Self {
-        match arg {
-            TypeArg::Docker => SandboxType::Docker,
-            TypeArg::DockerNotebook => SandboxType::DockerNotebook,
-        }
-    }
+    #[command(flatten)]
+    pub(crate) volcengine: VolcengineArgs,
 }
 
 pub(crate) async fn run(args: CreateArgs, ctx: &Ctx) -> Result<u8> {
-    let config = args.sandbox.to_config()?;
+    let sandbox_type = args.sandbox_type.unwrap_or(SandboxType::Docker);
+    let (config, volcengine) = if sandbox_type == SandboxType::Volcengine {
+        let volcengine = args.volcengine.to_config(&args.sandbox)?;
+        (DockerSandboxConfig::default(), Some(volcengine))
+    } else {
+        args.volcengine.check_unused(sandbox_type)?;
+        (args.sandbox.to_config()?, None)
+    };
     for warning in config.warnings() {
         ctx.output.warn(&warning);
     }
     let manager = ctx.manager().await?;
     let started = Instant::now();
-    let what = match args.sandbox_type {
-        Some(TypeArg::DockerNotebook) => "creating a notebook sandbox".to_string(),
-        _ => format!("creating a sandbox from {}", config.image),
+    let what = match (&volcengine, sandbox_type) {
+        (Some(v), _) => format!("creating a sandbox on {}", v.host()),
+        (None, SandboxType::DockerNotebook) => "creating a notebook sandbox".to_string(),
+        (None, _) => format!("creating a sandbox from {}", config.image),
     };
-    let sandbox_type = args
-        .sandbox_type
-        .map_or(SandboxType::Docker, SandboxType::from);
     let request = CreateRequest {
         sandbox_type,
         config,
+        volcengine,
         extra_labels: Vec::new(),
     };
     let progress = PullProgress::new(&ctx.output);

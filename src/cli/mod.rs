@@ -15,6 +15,7 @@ mod sandbox_args;
 mod server;
 mod stop;
 mod tools;
+mod volcengine_args;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

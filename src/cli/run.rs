@@ -28,6 +28,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> Result<u8> {
     let request = CreateRequest {
         sandbox_type: SandboxType::Docker,
         config,
+        volcengine: None,
         extra_labels: Vec::new(),
     };
     let timeout = command.timeout;

@@ -100,6 +100,9 @@ pub(crate) struct ServerArgs {
     /// Allow ports published on addresses other than loopback
     #[arg(long, help_heading = POLICY)]
     allow_public_ports: bool,
+    /// Allow volcengine sandboxes that call this SandboxFusion URL (repeatable; `*`: any)
+    #[arg(long, value_name = "URL", env = "ENCLAVE_ALLOW_VOLCENGINE", value_delimiter = ',', help_heading = POLICY)]
+    allow_volcengine: Vec<String>,
     /// Largest `memory_limit` a sandbox may have, e.g. 4g [default: 8g]
     #[arg(long, value_name = "SIZE", value_parser = parse_memory, help_heading = POLICY)]
     max_memory: Option<i64>,
@@ -153,6 +156,7 @@ impl ServerArgs {
             allow_named_volumes: self.allow_named_volumes,
             allow_networks: self.allow_network.clone(),
             allow_public_ports: self.allow_public_ports,
+            allow_volcengine: self.allow_volcengine.clone(),
             ..Policy::default()
         };
         if self.max_memory.is_some() {

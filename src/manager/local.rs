@@ -30,6 +30,7 @@ use crate::model::{
 use crate::session::{self, Session, SessionOptions};
 use crate::state::{AgentSocket, Corrupt, SandboxRecord, StateStore};
 use crate::tools::{self, ToolContext, ToolSet};
+use crate::volcengine::{self, Volcengine};
 
 /// How long a tool that was told to stop may take to return before we stop waiting for it.
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -48,6 +49,8 @@ pub struct LocalManager {
     connections: Connections,
     /// The kernels of notebook sandboxes, each call on one kernel after another.
     notebooks: crate::notebook::Notebooks,
+    /// What `volcengine` sandboxes (no container) are reached through.
+    volcengine: Volcengine,
 }
 
 impl LocalManager {
@@ -60,6 +63,7 @@ impl LocalManager {
             notes: Arc::new(|_| {}),
             connections: Connections::default(),
             notebooks: crate::notebook::Notebooks::default(),
+            volcengine: Volcengine::default(),
         }
     }
 
@@ -139,10 +143,15 @@ impl LocalManager {
 
     fn info_of(sandbox: &Sandbox) -> SandboxInfo {
         let created = sandbox.created_at.unwrap_or_else(Utc::now);
-        let available_tools =
-            ToolSet::from_config(&sandbox.config.tools_config, sandbox.sandbox_type)
-                .map(|set| set.schemas())
-                .unwrap_or_default();
+        let (config, available_tools) = match &sandbox.volcengine {
+            Some(v) => (v.to_wire(), Volcengine::schemas(v)),
+            None => (
+                sandbox.config.to_wire(),
+                ToolSet::from_config(&sandbox.config.tools_config, sandbox.sandbox_type)
+                    .map(|set| set.schemas())
+                    .unwrap_or_default(),
+            ),
+        };
         let mut metadata = Map::new();
         if let Some(c) = &sandbox.container_id {
             metadata.insert("container_id".into(), Value::String(c.clone()));
@@ -151,7 +160,7 @@ impl LocalManager {
             id: sandbox.id.clone(),
             status: sandbox.status,
             sandbox_type: sandbox.sandbox_type,
-            config: sandbox.config.to_wire(),
+            config,
             created_at: created,
             updated_at: created,
             metadata,
@@ -214,6 +223,9 @@ impl LocalManager {
 
     /// The container of a sandbox that must exist and be running.
     fn running_container<'s>(&self, sandbox: &'s Sandbox) -> Result<&'s str> {
+        if sandbox.volcengine.is_some() {
+            return Err(no_shell(sandbox, "run commands or hold files"));
+        }
         let container = match (&sandbox.container_id, sandbox.status) {
             (Some(c), status) if status != SandboxStatus::Gone => c,
             _ => {
@@ -362,6 +374,7 @@ impl LocalManager {
             created_at: created,
             labels: request.extra_labels.iter().cloned().collect(),
             agent_socket: recorded_socket(&agent),
+            volcengine: None,
         };
         let started = async {
             self.engine.start_container(&container_id).await?;
@@ -425,6 +438,31 @@ impl LocalManager {
         self.connections.insert(id, client);
         Ok(info)
     }
+
+    /// A `volcengine` sandbox is made by recording it: there is nothing to start, and the
+    /// service is first asked when a tool is called (ms-enclave's health probe only logged).
+    async fn create_volcengine(&self, request: CreateRequest) -> Result<SandboxInfo> {
+        let config = request.volcengine.unwrap_or_default();
+        let tools = Volcengine::check(&config)?;
+        let id = new_sandbox_id();
+        let record = SandboxRecord {
+            id: id.clone(),
+            location: Location::Docker,
+            container_id: None,
+            sandbox_type: SandboxType::Volcengine,
+            image: config.host(),
+            tools: tools.names(),
+            config: request.config,
+            created_at: Utc::now(),
+            labels: request.extra_labels.into_iter().collect(),
+            agent_socket: None,
+            volcengine: Some(config),
+        };
+        self.state
+            .update(|s| s.sandboxes.insert(id.clone(), record.clone()))
+            .await?;
+        Ok(Self::info_of(&tracked(record, None)))
+    }
 }
 
 #[async_trait]
@@ -435,6 +473,9 @@ impl Manager for LocalManager {
         progress: &dyn PullObserver,
         cancel: &CancellationToken,
     ) -> Result<SandboxInfo> {
+        if request.sandbox_type == SandboxType::Volcengine {
+            return self.create_volcengine(request).await;
+        }
         let mut request = request;
         let kind = request.sandbox_type;
         request
@@ -588,7 +629,8 @@ impl Manager for LocalManager {
         self.notebooks.forget(&sandbox.id);
         let removed = match &sandbox.container_id {
             Some(c) => self.engine.sandbox(c).remove().await?,
-            None => false,
+            // A volcengine sandbox is its record: forgetting it removes it.
+            None => sandbox.volcengine.is_some(),
         };
         agents::remove_socket_dir(self.state.dir(), &sandbox.id);
         // A sandbox found only through its labels has no record to drop.
@@ -614,6 +656,9 @@ impl Manager for LocalManager {
     }
 
     async fn stop(&self, sandbox: &Sandbox) -> Result<()> {
+        if sandbox.volcengine.is_some() {
+            return Err(no_shell(sandbox, "be stopped"));
+        }
         // A stopped sandbox's kernel is gone, and its gateway's port with it.
         self.notebooks.forget(&sandbox.id);
         match &sandbox.container_id {
@@ -649,6 +694,16 @@ impl Manager for LocalManager {
     }
 
     async fn execute_tool(&self, sandbox: &Sandbox, call: ToolCall) -> Result<ToolResult> {
+        if let Some(config) = &sandbox.volcengine {
+            let call = volcengine::Call {
+                sandbox: &sandbox.id,
+                tool: &call.tool,
+                args: &call.args,
+                deadline: call.deadline,
+                cancel: &call.cancel,
+            };
+            return self.volcengine.execute_tool(config, call).await;
+        }
         let backend = self.live(sandbox).await?;
         let set = ToolSet::from_config(&sandbox.config.tools_config, sandbox.sandbox_type)
             .map_err(Error::InvalidConfig)?;
@@ -744,6 +799,14 @@ async fn until_deadline<F: std::future::Future<Output = ToolResult>>(
     }
 }
 
+fn no_shell(sandbox: &Sandbox, what: &'static str) -> anyhow::Error {
+    Error::NoShell {
+        id: sandbox.id.clone(),
+        what,
+    }
+    .into()
+}
+
 fn cancelled() -> anyhow::Error {
     anyhow::anyhow!("cancelled before the sandbox was ready")
 }
@@ -752,6 +815,8 @@ fn cancelled() -> anyhow::Error {
 fn tracked(record: SandboxRecord, container: Option<(String, ContainerState)>) -> Sandbox {
     let (container_id, status, revive_hint) = match container {
         Some((id, state)) => (Some(id), state.status, state.revive_hint),
+        // Nothing to lose: it runs for as long as it is recorded.
+        None if record.volcengine.is_some() => (None, SandboxStatus::Running, None),
         None => (record.container_id.clone(), SandboxStatus::Gone, None),
     };
     Sandbox {
@@ -765,6 +830,7 @@ fn tracked(record: SandboxRecord, container: Option<(String, ContainerState)>) -
         location: Location::Docker,
         tracked: true,
         config: record.config,
+        volcengine: record.volcengine,
         revive_hint,
         labels: record.labels,
     }
@@ -782,6 +848,7 @@ fn untracked(c: ContainerRecord) -> Sandbox {
         location: Location::Docker,
         tracked: false,
         config: c.config.unwrap_or_default(),
+        volcengine: None,
         revive_hint: c.state.revive_hint,
         labels: c.extra_labels,
         id: c.sandbox_id,
@@ -813,5 +880,6 @@ fn record_from_labels(c: ContainerRecord) -> Option<SandboxRecord> {
         created_at: c.created.unwrap_or_else(Utc::now),
         labels: c.extra_labels,
         agent_socket: None,
+        volcengine: None,
     })
 }

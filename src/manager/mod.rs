@@ -19,7 +19,7 @@ pub use remote::RemoteManager;
 
 use crate::model::{
     ArchiveStream, DockerSandboxConfig, ExecOutcome, ExecSpec, OutputSink, PullObserver, Removed,
-    Sandbox, SandboxInfo, SandboxType, ToolResult,
+    Sandbox, SandboxInfo, SandboxType, ToolResult, VolcengineSandboxConfig,
 };
 use crate::session::{Session, SessionOptions};
 
@@ -27,6 +27,9 @@ use crate::session::{Session, SessionOptions};
 pub struct CreateRequest {
     pub sandbox_type: SandboxType,
     pub config: DockerSandboxConfig,
+    /// A `volcengine` sandbox's config, used instead of `config` when `sandbox_type` is
+    /// `Volcengine` (`None` then means the defaults, which lack the required `base_url`).
+    pub volcengine: Option<VolcengineSandboxConfig>,
     /// Extra labels beyond the config's (tests use them to find what they made).
     pub extra_labels: Vec<(String, String)>,
 }

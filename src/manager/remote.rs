@@ -23,10 +23,12 @@ use crate::error::{exit_code, Error, Report};
 use crate::model::{
     ArchiveStream, DockerSandboxConfig, ExecEnd, ExecEvent, ExecOutcome, ExecRequest, ExecSpec,
     ExecutionStatus, ExitCause, Location, OutputSink, PullObserver, Removal, Removed, Sandbox,
-    SandboxInfo, SandboxStatus, SandboxType, Stream, ToolResult, WireOutcome,
+    SandboxInfo, SandboxStatus, SandboxType, Stream, ToolResult, VolcengineSandboxConfig,
+    WireOutcome,
 };
 use crate::session::{self, Session, SessionKind, SessionOptions};
 use crate::state::{SandboxRecord, StateStore};
+use crate::volcengine::Volcengine;
 
 /// How long connecting may take before the server counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -208,6 +210,8 @@ impl RemoteManager {
             created_at: info.created_at,
             labels: labels.iter().cloned().collect(),
             agent_socket: None,
+            // The server holds its config; the record only routes later commands there.
+            volcengine: None,
         };
         self.state
             .update(|s| s.sandboxes.insert(record.id.clone(), record))
@@ -301,10 +305,20 @@ impl Manager for RemoteManager {
         cancel: &CancellationToken,
     ) -> Result<SandboxInfo> {
         // Checked here too, so a bad config fails without a round trip and reads as locally.
-        request.config.validate().map_err(Error::InvalidConfig)?;
+        let config = match request.sandbox_type {
+            SandboxType::Volcengine => {
+                let config = request.volcengine.clone().unwrap_or_default();
+                Volcengine::check(&config)?;
+                config.to_request()
+            }
+            _ => {
+                request.config.validate().map_err(Error::InvalidConfig)?;
+                request.config.to_wire()
+            }
+        };
         let body = CreateBody {
             sandbox_type: request.sandbox_type,
-            config: request.config.to_wire(),
+            config,
             labels: request
                 .extra_labels
                 .iter()
@@ -653,11 +667,18 @@ pub(crate) fn sandbox_of(info: &SandboxInfo, location: Location, tracked: bool) 
     // Read leniently: a server's config may hold what this side would not accept.
     let config: DockerSandboxConfig =
         serde_json::from_value(info.config.clone()).unwrap_or_default();
-    let image = info
-        .config
-        .get("image")
-        .and_then(Value::as_str)
-        .map_or_else(|| config.image.clone(), str::to_string);
+    let image = match info.sandbox_type {
+        SandboxType::Volcengine => {
+            serde_json::from_value::<VolcengineSandboxConfig>(info.config.clone())
+                .map(|v| v.host())
+                .unwrap_or_default()
+        }
+        _ => info
+            .config
+            .get("image")
+            .and_then(Value::as_str)
+            .map_or_else(|| config.image.clone(), str::to_string),
+    };
     Sandbox {
         image,
         tracked,
@@ -678,6 +699,7 @@ fn gone(record: SandboxRecord) -> Sandbox {
         location: record.location,
         tracked: true,
         config: record.config,
+        volcengine: None,
         revive_hint: None,
         labels: record.labels,
     }

@@ -12,6 +12,7 @@ mod image_ref;
 mod sandbox;
 pub(crate) mod timestamp;
 mod tool_result;
+mod volcengine;
 mod wire;
 
 pub use capture::{Capped, Capture, DEFAULT_MAX_OUTPUT};
@@ -28,6 +29,7 @@ pub use sandbox::{
     AgentInfo, Location, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType,
 };
 pub use tool_result::{ExecutionStatus, ToolResult};
+pub use volcengine::VolcengineSandboxConfig;
 pub use wire::{ExecEvent, ExecRequest, WireOutcome};
 
 /// The longest timeout enclave enforces: a year. Longer is a typo on the command line, and no

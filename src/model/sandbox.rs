@@ -7,13 +7,15 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::DockerSandboxConfig;
+use super::{DockerSandboxConfig, VolcengineSandboxConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxType {
     Docker,
     DockerNotebook,
+    /// A handle on a SandboxFusion service: no container, code runs through its HTTP API.
+    Volcengine,
 }
 
 impl SandboxType {
@@ -21,6 +23,7 @@ impl SandboxType {
         match self {
             SandboxType::Docker => "docker",
             SandboxType::DockerNotebook => "docker_notebook",
+            SandboxType::Volcengine => "volcengine",
         }
     }
 
@@ -28,6 +31,7 @@ impl SandboxType {
         match s {
             "docker" => Some(SandboxType::Docker),
             "docker_notebook" => Some(SandboxType::DockerNotebook),
+            "volcengine" => Some(SandboxType::Volcengine),
             _ => None,
         }
     }
@@ -94,6 +98,10 @@ pub struct Sandbox {
     /// The full config; `inspect` shows it, `ls` does not.
     #[serde(skip)]
     pub config: DockerSandboxConfig,
+    /// A `volcengine` sandbox's config (secrets included), which it has instead of a
+    /// container: set exactly when `sandbox_type` is `Volcengine`, and `config` is then unused.
+    #[serde(skip)]
+    pub volcengine: Option<VolcengineSandboxConfig>,
     /// For a sandbox that is not running: how to bring it back, in the backend's words.
     #[serde(skip)]
     pub revive_hint: Option<String>,
@@ -121,6 +129,7 @@ impl Sandbox {
             location,
             tracked: true,
             config,
+            volcengine: None,
             revive_hint: None,
             labels: BTreeMap::new(),
         }

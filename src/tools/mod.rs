@@ -100,6 +100,7 @@ fn usable_in(tool: &dyn Tool, sandbox: SandboxType) -> bool {
     let compatible: &[SandboxType] = match sandbox {
         SandboxType::Docker => &[SandboxType::Docker],
         SandboxType::DockerNotebook => &[SandboxType::DockerNotebook, SandboxType::Docker],
+        SandboxType::Volcengine => &[SandboxType::Volcengine],
     };
     tool.sandbox_types().iter().any(|t| compatible.contains(t))
 }
@@ -263,6 +264,19 @@ mod tests {
         let e = ToolSet::from_config(&config(r#"["notebook_executor"]"#), SandboxType::Docker)
             .unwrap_err();
         assert!(e.contains("docker_notebook"), "{e}");
+    }
+
+    #[test]
+    fn volcengine_runs_the_three_executors_only() {
+        let set = ToolSet::from_config(
+            &config(r#"["python_executor","shell_executor","multi_code_executor"]"#),
+            SandboxType::Volcengine,
+        )
+        .unwrap();
+        assert_eq!(set.names().len(), 3);
+        let e = ToolSet::from_config(&config(r#"["file_operation"]"#), SandboxType::Volcengine)
+            .unwrap_err();
+        assert!(e.contains("cannot run in a `volcengine` sandbox"), "{e}");
     }
 
     #[test]

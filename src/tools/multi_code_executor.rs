@@ -22,7 +22,7 @@ pub(super) struct MultiCodeExecutor;
 static INFO: ToolInfo = ToolInfo {
     key: "multi_code_executor",
     description: DESCRIPTION,
-    sandbox_types: &[SandboxType::Docker],
+    sandbox_types: &[SandboxType::Docker, SandboxType::Volcengine],
     parameters: parameters_schema,
 };
 

@@ -18,7 +18,7 @@ pub(super) struct PythonExecutor;
 static INFO: ToolInfo = ToolInfo {
     key: "python_executor",
     description: DESCRIPTION,
-    sandbox_types: &[SandboxType::Docker],
+    sandbox_types: &[SandboxType::Docker, SandboxType::Volcengine],
     parameters: parameters_schema,
 };
 

@@ -14,7 +14,7 @@ pub(super) struct ShellExecutor;
 static INFO: ToolInfo = ToolInfo {
     key: "shell_executor",
     description: DESCRIPTION,
-    sandbox_types: &[SandboxType::Docker],
+    sandbox_types: &[SandboxType::Docker, SandboxType::Volcengine],
     parameters: parameters_schema,
 };
 

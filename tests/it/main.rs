@@ -15,3 +15,4 @@ mod notebook;
 mod remote;
 mod server;
 mod tools;
+mod volcengine;

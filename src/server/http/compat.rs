@@ -16,7 +16,8 @@ use super::input::{json_body, read_body, Problems, Query};
 use super::{delete, get, ok, post, until_client_leaves, AppState, Params, Routes, Who};
 use crate::manager::ToolCall;
 use crate::model::{
-    DockerSandboxConfig, SandboxInfo, SandboxStatus, SandboxType, MAX_TIMEOUT_SECS,
+    DockerSandboxConfig, SandboxInfo, SandboxStatus, SandboxType, VolcengineSandboxConfig,
+    MAX_TIMEOUT_SECS,
 };
 use crate::server::service::compat_status;
 
@@ -77,15 +78,15 @@ async fn stats(State(state): State<AppState>, Who(caller): Who) -> Response {
     ok(&state.service.stats(&caller))
 }
 
-/// `sandbox_type`, checked against ms-enclave's enum; the two it names that enclave does not
-/// run are refused as ms-enclave refuses `dummy`.
+/// `sandbox_type`, checked against ms-enclave's enum; `dummy`, which ms-enclave declares and
+/// does not run either, is refused as it refuses it.
 fn sandbox_type(text: &str, loc: &[&str]) -> Result<Result<SandboxType, ApiError>, Value> {
     match text {
-        "volcengine" | "dummy" => Ok(Err(ApiError::plain(
+        "dummy" => Ok(Err(ApiError::plain(
             StatusCode::BAD_REQUEST,
             "invalid_config",
             format!(
-                "Failed to create sandbox: sandbox type `{text}` is not available on enclave server (it runs `docker` and `docker_notebook`)"
+                "Failed to create sandbox: sandbox type `{text}` is not available on enclave server (it runs `docker`, `docker_notebook` and `volcengine`)"
             ),
         ))),
         other => SandboxType::parse(other)
@@ -106,6 +107,17 @@ fn optional_config(body: Option<Value>) -> Result<Option<Map<String, Value>>, Va
 /// Parses a config as pydantic would; a config that fails validation is ms-enclave's 400.
 fn parse_config(map: Option<Map<String, Value>>) -> Result<DockerSandboxConfig, ApiError> {
     DockerSandboxConfig::from_value(Value::Object(map.unwrap_or_default())).map_err(|message| {
+        ApiError::plain(
+            StatusCode::BAD_REQUEST,
+            "invalid_config",
+            format!("Failed to create sandbox: {message}"),
+        )
+    })
+}
+
+/// A volcengine config as pydantic would parse it; invalid is ms-enclave's 400.
+fn parse_volcengine(map: Option<Map<String, Value>>) -> Result<VolcengineSandboxConfig, ApiError> {
+    VolcengineSandboxConfig::from_value(Value::Object(map.unwrap_or_default())).map_err(|message| {
         ApiError::plain(
             StatusCode::BAD_REQUEST,
             "invalid_config",
@@ -141,12 +153,28 @@ async fn create(
     let (Some(kind), Some(config)) = (kind, config) else {
         return Err(Problems::unreported());
     };
-    let (kind, config) = (kind?, parse_config(config)?);
+    let kind = kind?;
+    let (config, volcengine) = match kind {
+        SandboxType::Volcengine => (
+            DockerSandboxConfig::default(),
+            Some(parse_volcengine(config)?),
+        ),
+        _ => (parse_config(config)?, None),
+    };
     let service = state.service.clone();
     let info = until_client_leaves(&state.service, move |cancel| async move {
-        service
-            .create(&caller, kind, config, BTreeMap::new(), &cancel)
-            .await
+        match volcengine {
+            Some(v) => {
+                service
+                    .create_volcengine(&caller, v, BTreeMap::new(), &cancel)
+                    .await
+            }
+            None => {
+                service
+                    .create(&caller, kind, config, BTreeMap::new(), &cancel)
+                    .await
+            }
+        }
     })
     .await?
     .map_err(|e| {

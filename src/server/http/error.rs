@@ -167,7 +167,7 @@ pub(crate) fn status_of(kind: &str) -> StatusCode {
         "not_found" | "path_not_found" | "tool_unavailable" | "no_route" => StatusCode::NOT_FOUND,
         "ambiguous" | "not_running" => StatusCode::CONFLICT,
         "invalid_config" | "invalid_arguments" | "usage" | "image_unavailable" | "policy"
-        | "pool_empty" | "no_workdir" | "invalid_request" => StatusCode::BAD_REQUEST,
+        | "pool_empty" | "no_workdir" | "no_shell" | "invalid_request" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "pool_timeout" => StatusCode::REQUEST_TIMEOUT,
         "too_large" => StatusCode::PAYLOAD_TOO_LARGE,

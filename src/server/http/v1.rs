@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::input::{read_body, Query};
 use super::{delete, get, ok, post, put, until_client_leaves, AppState, Params, Routes, Who};
 use crate::manager::ToolCall;
-use crate::model::{DockerSandboxConfig, SandboxType, MAX_TIMEOUT_SECS};
+use crate::model::{DockerSandboxConfig, SandboxType, VolcengineSandboxConfig, MAX_TIMEOUT_SECS};
 
 pub(super) fn routes(routes: Routes) -> Routes {
     routes
@@ -111,22 +111,32 @@ async fn create(
         None => SandboxType::Docker,
         Some(t) => SandboxType::parse(t).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "unknown sandbox type `{t}`: this server runs `docker` and `docker_notebook`"
+                "unknown sandbox type `{t}`: this server runs `docker`, `docker_notebook` and `volcengine`"
             ))
         })?,
     };
-    let config = DockerSandboxConfig::from_value(Value::Object(request.config.unwrap_or_default()))
-        .map_err(|m| {
-            ApiError::plain(
-                StatusCode::BAD_REQUEST,
-                "invalid_config",
-                format!("invalid configuration: {m}"),
-            )
-        })?;
+    let invalid = |m: String| {
+        ApiError::plain(
+            StatusCode::BAD_REQUEST,
+            "invalid_config",
+            format!("invalid configuration: {m}"),
+        )
+    };
+    let raw = Value::Object(request.config.unwrap_or_default());
+    let (config, volcengine) = match kind {
+        SandboxType::Volcengine => (
+            DockerSandboxConfig::default(),
+            Some(VolcengineSandboxConfig::from_value(raw).map_err(invalid)?),
+        ),
+        _ => (DockerSandboxConfig::from_value(raw).map_err(invalid)?, None),
+    };
     let labels = request.labels;
     let service = state.service.clone();
     let info = until_client_leaves(&state.service, move |cancel| async move {
-        service.create(&caller, kind, config, labels, &cancel).await
+        match volcengine {
+            Some(v) => service.create_volcengine(&caller, v, labels, &cancel).await,
+            None => service.create(&caller, kind, config, labels, &cancel).await,
+        }
     })
     .await?
     .map_err(|e| ApiError::of(&e))?;

@@ -38,6 +38,7 @@ use crate::manager::{CreateRequest, Health, Manager, ToolCall};
 use crate::model::{
     ArchiveStream, DockerSandboxConfig, ExecOutcome, ExecSpec, ExecutionStatus, Location,
     NoProgress, OutputSink, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType, ToolResult,
+    VolcengineSandboxConfig,
 };
 use crate::session::{Session, SessionOptions};
 use pool::{Pools, Refusal};
@@ -382,8 +383,35 @@ impl Service {
     ) -> Result<SandboxInfo> {
         self.admit(caller, &config, &labels, 1)?;
         let id = self
-            .make(&caller.tenant, sandbox_type, config, labels, false, cancel)
+            .make(
+                &caller.tenant,
+                docker(sandbox_type, config, labels),
+                false,
+                cancel,
+            )
             .await?;
+        self.get(caller, &id)
+    }
+
+    /// Creates a `volcengine` sandbox for `caller`, after the policy allows its service: this
+    /// server will POST code to its `base_url`.
+    pub(crate) async fn create_volcengine(
+        &self,
+        caller: &Caller,
+        config: VolcengineSandboxConfig,
+        labels: BTreeMap<String, String>,
+        cancel: &CancellationToken,
+    ) -> Result<SandboxInfo> {
+        crate::volcengine::Volcengine::check(&config)?;
+        self.options.policy.check_volcengine(&config)?;
+        self.admit_labels_and_count(caller, &labels, 1)?;
+        let request = CreateRequest {
+            sandbox_type: SandboxType::Volcengine,
+            config: DockerSandboxConfig::default(),
+            volcengine: Some(config),
+            extra_labels: labels.into_iter().collect(),
+        };
+        let id = self.make(&caller.tenant, request, false, cancel).await?;
         self.get(caller, &id)
     }
 
@@ -396,13 +424,24 @@ impl Service {
         count: usize,
     ) -> Result<()> {
         config.validate().map_err(Error::InvalidConfig)?;
+        self.options.policy.check(config)?;
+        self.admit_labels_and_count(caller, labels, count)
+    }
+
+    /// The checks every new sandbox passes, whatever its type: no reserved labels, and room
+    /// under the caller's cap.
+    fn admit_labels_and_count(
+        &self,
+        caller: &Caller,
+        labels: &BTreeMap<String, String>,
+        count: usize,
+    ) -> Result<()> {
         if let Some(key) = labels.keys().find(|k| k.starts_with("enclave.")) {
             return Err(Error::InvalidConfig(format!(
                 "label `{key}`: the `enclave.` prefix is reserved"
             ))
             .into());
         }
-        self.options.policy.check(config)?;
         let registry = self.lock();
         self.options
             .policy
@@ -410,19 +449,18 @@ impl Service {
         Ok(())
     }
 
-    /// Creates and registers one sandbox; its id. The tenant's cap is checked again here, as
-    /// concurrent creations may have used it up since `admit`.
+    /// Creates and registers one sandbox (`request.extra_labels` are the caller's); its id.
+    /// The tenant's cap is checked again here, as concurrent creations may have used it up
+    /// since `admit`.
     async fn make(
         &self,
         tenant: &str,
-        sandbox_type: SandboxType,
-        config: DockerSandboxConfig,
-        labels: BTreeMap<String, String>,
+        request: CreateRequest,
         pooled: bool,
         cancel: &CancellationToken,
     ) -> Result<String> {
         let reservation = self.reserve(tenant)?;
-        let mut extra: BTreeMap<String, String> = labels;
+        let mut extra: BTreeMap<String, String> = request.extra_labels.into_iter().collect();
         extra.insert(LABEL_TENANT.into(), tenant.to_string());
         if let Some(ttl) = self.options.ttl {
             extra.insert(LABEL_TTL.into(), secs_label(ttl));
@@ -433,15 +471,20 @@ impl Service {
         if pooled {
             extra.insert(LABEL_POOL.into(), "1".into());
         }
+        let (config, volcengine) = (request.config.clone(), request.volcengine.clone());
         let request = CreateRequest {
-            sandbox_type,
-            config: config.clone(),
             extra_labels: extra.clone().into_iter().collect(),
+            ..request
         };
         let info = self.manager.create(request, &NoProgress, cancel).await?;
+        let base = Sandbox::from_info(&info, config, Location::Docker);
         let sandbox = Sandbox {
             labels: extra,
-            ..Sandbox::from_info(&info, config, Location::Docker)
+            image: volcengine
+                .as_ref()
+                .map_or(base.image.clone(), VolcengineSandboxConfig::host),
+            volcengine,
+            ..base
         };
         let status = if pooled {
             SandboxStatus::Busy // handed to the pool by the caller
@@ -594,7 +637,17 @@ impl Service {
     /// Whether a call on this sandbox would start now (it is the caller's and active), from
     /// the registry alone: what the exec route answers before it commits to a stream.
     pub(crate) fn check_callable(&self, caller: &Caller, id: &str) -> Result<()> {
-        callable(&mut self.lock(), caller, id).map(|_| ())
+        let mut registry = self.lock();
+        let entry = callable(&mut registry, caller, id)?;
+        // Said before a stream starts, as a plain error: it has no shell to run a command in.
+        if entry.sandbox.volcengine.is_some() {
+            return Err(Error::NoShell {
+                id: entry.sandbox.id.clone(),
+                what: "run commands",
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Starts a call on an active sandbox: the stored `Sandbox` for the manager, and the
@@ -758,6 +811,14 @@ impl Service {
         if size == 0 {
             return Ok(Vec::new());
         }
+        if sandbox_type == SandboxType::Volcengine {
+            return Err(Error::InvalidConfig(
+                "pools hold container sandboxes; create volcengine sandboxes one by one \
+                 (each is only a handle on its service, with nothing to warm up)"
+                    .into(),
+            )
+            .into());
+        }
         let config = config.unwrap_or_default();
         self.admit(caller, &config, &BTreeMap::new(), size)?;
         let tenant = caller.tenant.as_str();
@@ -768,7 +829,12 @@ impl Service {
             let cancel = cancel.clone();
             async move {
                 let made = self
-                    .make(tenant, sandbox_type, config, BTreeMap::new(), true, &cancel)
+                    .make(
+                        tenant,
+                        docker(sandbox_type, config, BTreeMap::new()),
+                        true,
+                        &cancel,
+                    )
                     .await;
                 match &made {
                     Ok(id) => self.join_pool(tenant, id),
@@ -939,9 +1005,11 @@ impl Service {
             let made = service
                 .make(
                     &replacement.tenant,
-                    replacement.sandbox_type,
-                    replacement.config,
-                    replacement.labels,
+                    docker(
+                        replacement.sandbox_type,
+                        replacement.config,
+                        replacement.labels,
+                    ),
                     true,
                     &cancel,
                 )
@@ -1211,5 +1279,19 @@ fn tool_verdict(result: &Result<ToolResult>) -> Verdict {
         (true, false) => Verdict::Suspect { ran: true },
         (false, _) if failed_around => Verdict::Suspect { ran: false },
         (false, _) => Verdict::Fine,
+    }
+}
+
+/// A request for a container sandbox with the caller's `labels`.
+fn docker(
+    sandbox_type: SandboxType,
+    config: DockerSandboxConfig,
+    labels: BTreeMap<String, String>,
+) -> CreateRequest {
+    CreateRequest {
+        sandbox_type,
+        config,
+        volcengine: None,
+        extra_labels: labels.into_iter().collect(),
     }
 }

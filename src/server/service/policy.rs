@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::model::{parse_memory_limit, DockerSandboxConfig};
+use crate::model::{parse_memory_limit, DockerSandboxConfig, VolcengineSandboxConfig};
 
 use super::ServiceError;
 
@@ -28,6 +28,10 @@ pub(crate) struct Policy {
     pub(crate) max_pids: Option<i64>,
     /// Sandboxes one tenant may have at once (pool members included).
     pub(crate) max_sandboxes: Option<usize>,
+    /// SandboxFusion services (`base_url`s) volcengine sandboxes may call; `*` allows any.
+    /// Empty: no volcengine sandboxes, so no caller can make this server POST to a URL it
+    /// chose (its network's services, a cloud metadata address).
+    pub(crate) allow_volcengine: Vec<String>,
 }
 
 impl Default for Policy {
@@ -42,6 +46,7 @@ impl Default for Policy {
             max_cpus: Some(4.0),
             max_pids: Some(4096),
             max_sandboxes: Some(100),
+            allow_volcengine: Vec::new(),
         }
     }
 }
@@ -57,6 +62,31 @@ impl Policy {
         self.check_network(config)?;
         self.check_ports(config)?;
         self.check_resources(config)
+    }
+
+    /// Refuses a volcengine sandbox whose `base_url` the operator did not allow.
+    pub(crate) fn check_volcengine(
+        &self,
+        config: &VolcengineSandboxConfig,
+    ) -> Result<(), ServiceError> {
+        let url = config.base_url.as_deref().unwrap_or_default();
+        let allowed = |a: &String| a == "*" || a.trim().trim_end_matches('/') == url;
+        if self.allow_volcengine.iter().any(allowed) {
+            return Ok(());
+        }
+        Err(refuse(
+            "base_url",
+            if self.allow_volcengine.is_empty() {
+                "volcengine sandboxes are not allowed on this server (its operator allows \
+                 services with --allow-volcengine URL)"
+                    .to_string()
+            } else {
+                format!(
+                    "`{url}` is not a service this server may call (its operator allows \
+                     services with --allow-volcengine URL)"
+                )
+            },
+        ))
     }
 
     /// Refuses a tenant's next sandbox when it already has `count` (made or being made).
@@ -270,6 +300,35 @@ mod tests {
             Err(ServiceError::Policy { field, message }) => Some((field, message)),
             Err(other) => panic!("not a policy error: {other}"),
         }
+    }
+
+    #[test]
+    fn volcengine_services_must_be_allowed_by_the_operator() {
+        let config =
+            |url: &str| VolcengineSandboxConfig::from_value(json!({"base_url": url})).unwrap();
+        let refused = |policy: &Policy, url: &str| match policy.check_volcengine(&config(url)) {
+            Ok(()) => None,
+            Err(ServiceError::Policy { field, message }) => Some((field, message)),
+            Err(other) => panic!("not a policy error: {other}"),
+        };
+        let (field, message) = refused(&Policy::default(), "http://10.0.0.1").unwrap();
+        assert_eq!(field, "base_url");
+        assert!(message.contains("not allowed on this server"), "{message}");
+        let policy = Policy {
+            allow_volcengine: vec!["http://fusion:8080/".into()],
+            ..Policy::default()
+        };
+        assert_eq!(refused(&policy, "http://fusion:8080/"), None);
+        let (_, message) = refused(&policy, "http://169.254.169.254").unwrap();
+        assert!(
+            message.contains("`http://169.254.169.254` is not a service"),
+            "{message}"
+        );
+        let any = Policy {
+            allow_volcengine: vec!["*".into()],
+            ..Policy::default()
+        };
+        assert_eq!(refused(&any, "http://anything"), None);
     }
 
     #[test]

@@ -209,6 +209,7 @@ mod tests {
             location: Location::Docker,
             tracked: true,
             config: DockerSandboxConfig::default(),
+            volcengine: None,
             revive_hint: None,
             labels: labels
                 .iter()
