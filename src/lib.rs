@@ -9,6 +9,7 @@ pub mod error;
 pub mod manager;
 pub mod model;
 mod output;
+mod repl;
 mod server;
 pub mod session;
 pub mod state;

@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::{self, Connections};
 use super::{CreateRequest, Health, Manager, ToolCall};
-use crate::session::{self, Session, SessionOptions};
 use crate::backend::agent::{self as agent_backend, AgentSandbox};
 use crate::backend::docker::{
     AgentAccess, AgentChoice, ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
@@ -26,6 +25,7 @@ use crate::model::{
     Location, OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus,
     ToolResult,
 };
+use crate::session::{self, Session, SessionOptions};
 use crate::state::{AgentSocket, Corrupt, SandboxRecord, StateStore};
 use crate::tools::{self, ToolContext, ToolSet};
 

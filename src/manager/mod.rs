@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 pub use local::LocalManager;
 pub use remote::RemoteManager;
 
-use crate::session::{Session, SessionOptions};
 use crate::model::{
     ArchiveStream, DockerSandboxConfig, ExecOutcome, ExecSpec, OutputSink, PullObserver, Removed,
     Sandbox, SandboxInfo, SandboxType, ToolResult,
 };
+use crate::session::{Session, SessionOptions};
 
 /// A sandbox to create.
 pub struct CreateRequest {

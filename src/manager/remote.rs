@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{Session, SessionOptions};
 use super::{CreateRequest, Health, Manager, ToolCall};
 use crate::error::{exit_code, Error, Report};
 use crate::model::{
@@ -26,6 +25,7 @@ use crate::model::{
     ExecutionStatus, ExitCause, Location, OutputSink, PullObserver, Removal, Removed, Sandbox,
     SandboxInfo, SandboxStatus, SandboxType, Stream, ToolResult, WireOutcome,
 };
+use crate::session::{Session, SessionOptions};
 use crate::state::{SandboxRecord, StateStore};
 
 /// How long connecting may take before the server counts as unreachable.

@@ -13,4 +13,5 @@ mod lifecycle;
 mod messages;
 mod remote;
 mod server;
+mod shell;
 mod tools;
