@@ -13,7 +13,7 @@ use rustyline::highlight::{CmdKind, Highlighter, MatchingBracketHighlighter};
 use rustyline::hint::Hinter;
 use rustyline::history::FileHistory;
 use rustyline::validate::Validator;
-use rustyline::{Config, Context, Editor, Helper};
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use tokio::sync::mpsc;
 
 /// How long Tab waits for the session's answer before giving up on it.
@@ -54,6 +54,8 @@ impl LineEditor {
             .max_history_size(HISTORY_SIZE)
             .context("configuring the line editor")?
             .auto_add_history(false)
+            // Tab lists the candidates, as Python's REPL does.
+            .completion_type(CompletionType::List)
             .tab_stop(4)
             .indent_size(4)
             .build();

@@ -241,7 +241,7 @@ impl<'a> Repl<'a> {
                 eprintln!("enclave: timeout {}", describe_timeout(timeout));
             }
             Command::ShowTimeout => {
-                eprintln!("enclave: timeout {}", describe_timeout(self.timeout))
+                eprintln!("enclave: timeout {}", describe_timeout(self.timeout));
             }
             Command::Upload { local, dest } => {
                 let (to, bytes) =

@@ -150,7 +150,7 @@ impl PythonSession {
     /// when the driver ended or took too long.
     async fn answer<T>(
         &mut self,
-        pick: impl Fn(SessionEvent) -> Result<T, SessionEvent>,
+        pick: impl Fn(SessionEvent) -> Result<T, Box<SessionEvent>>,
     ) -> Option<T> {
         let until = Instant::now() + ANSWER_WAIT;
         loop {
@@ -159,7 +159,7 @@ impl PythonSession {
                 .ok()??;
             match pick(event) {
                 Ok(answer) => return Some(answer),
-                Err(other) => self.keep_between_inputs(other),
+                Err(other) => self.keep_between_inputs(*other),
             }
         }
     }
@@ -266,7 +266,7 @@ impl Session for PythonSession {
         let answer = self
             .answer(|event| match event {
                 SessionEvent::IsComplete { status, indent } => Ok((status, indent)),
-                other => Err(other),
+                other => Err(Box::new(other)),
             })
             .await;
         Ok(answer.unwrap_or((Completeness::Unknown, String::new())))
@@ -287,7 +287,7 @@ impl Session for PythonSession {
                     cursor_start,
                     cursor_end,
                 } => Ok((matches, cursor_start, cursor_end)),
-                other => Err(other),
+                other => Err(Box::new(other)),
             })
             .await;
         Ok(answer.unwrap_or((Vec::new(), cursor, cursor)))
@@ -299,7 +299,7 @@ impl Session for PythonSession {
             let ready = self
                 .answer(|event| match event {
                     SessionEvent::Ready { .. } => Ok(()),
-                    other => Err(other),
+                    other => Err(Box::new(other)),
                 })
                 .await;
             if ready.is_some() {

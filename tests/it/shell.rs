@@ -307,3 +307,18 @@ fn a_killed_shell_leaves_no_session_process_behind() {
         assert!(running(&container));
     }
 }
+
+#[test]
+fn a_terminated_shell_ends_its_session_and_says_why() {
+    let env = TestEnv::new();
+    let id = env.create(&[]);
+    let container = container_of(&id);
+    let mut pty = shell(&env, &id, &[]);
+    prompt(&mut pty);
+    assert_eq!(drivers_in(&container), 1);
+    send_signal(pty.get_process().pid().as_raw() as u32, "TERM");
+    let status = wait_exit(&mut pty);
+    assert!(status.ends_with(", 143)"), "128 + SIGTERM: {status}");
+    assert_eq!(drivers_in(&container), 0, "closed before the shell exited");
+    assert!(running(&container));
+}
