@@ -55,6 +55,9 @@ _enclave() {
             enclave,server)
                 cmd="enclave__subcmd__server"
                 ;;
+            enclave,shell)
+                cmd="enclave__subcmd__shell"
+                ;;
             enclave,stop)
                 cmd="enclave__subcmd__stop"
                 ;;
@@ -94,6 +97,9 @@ _enclave() {
             enclave__subcmd__help,server)
                 cmd="enclave__subcmd__help__subcmd__server"
                 ;;
+            enclave__subcmd__help,shell)
+                cmd="enclave__subcmd__help__subcmd__shell"
+                ;;
             enclave__subcmd__help,stop)
                 cmd="enclave__subcmd__help__subcmd__stop"
                 ;;
@@ -107,7 +113,7 @@ _enclave() {
 
     case "${cmd}" in
         enclave)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version create ls ps inspect exec run run-tool tools rm remove stop cp server completions help"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version create ls ps inspect exec run run-tool tools rm remove stop cp shell server completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -333,7 +339,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__help)
-            opts="create ls inspect exec run run-tool tools rm stop cp server completions help"
+            opts="create ls inspect exec run run-tool tools rm stop cp shell server completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -487,6 +493,20 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__help__subcmd__server)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__help__subcmd__shell)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -846,6 +866,48 @@ _enclave() {
                     return 0
                     ;;
                 --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__shell)
+            opts="-t -q -v -h -V --timeout --image-dir --python --json --color --quiet --verbose --server --api-key --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --python)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -46,6 +46,7 @@ complete -c enclave -n "__fish_enclave_needs_command" -f -a "rm" -d 'Remove sand
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "remove" -d 'Remove sandboxes (their containers are killed at once)'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "shell" -d 'A Python REPL in a sandbox: one live session, its variables kept between inputs'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -214,6 +215,19 @@ complete -c enclave -n "__fish_enclave_using_subcommand cp" -s q -l quiet -d 'Pr
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s h -l help -d 'Print help'
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -s t -l timeout -d 'Interrupt an input that runs longer than SECS (the session and its variables stay)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l image-dir -d 'Where images the session displays are saved' -r -F
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l python -d 'The Python interpreter in the sandbox [default: python3, else python]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -s V -l version -d 'Print version'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l host -d 'Address to listen on; one other than loopback needs a key (or --insecure)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l port -d 'Port to listen on; 0 picks a free one (the `listening on` line says which)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l log-format -d 'Format of the request log on stderr' -r -f -a "text\t'One line: time, method, path, status, duration'
@@ -262,16 +276,17 @@ complete -c enclave -n "__fish_enclave_using_subcommand completions" -s q -l qui
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "create" -d 'Create a sandbox and print its id'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "ls" -d 'List sandboxes'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "run-tool" -d 'Call a sandbox\'s tool; prints its output, exits with its status'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp server completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "create" -d 'Create a sandbox and print its id'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "ls" -d 'List sandboxes'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "run-tool" -d 'Call a sandbox\'s tool; prints its output, exits with its status'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "shell" -d 'A Python REPL in a sandbox: one live session, its variables kept between inputs'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -10,6 +10,7 @@ pub mod manager;
 pub mod model;
 mod notebook;
 mod output;
+mod repl;
 mod server;
 pub mod session;
 pub mod state;

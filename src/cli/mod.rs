@@ -13,6 +13,7 @@ mod run;
 mod run_tool;
 mod sandbox_args;
 mod server;
+mod shell;
 mod stop;
 mod tools;
 mod volcengine_args;
@@ -95,6 +96,8 @@ pub(crate) enum Command {
     Stop(stop::StopArgs),
     /// Copy files and directories between this machine and a sandbox
     Cp(cp::CpArgs),
+    /// A Python REPL in a sandbox: one live session, its variables kept between inputs
+    Shell(shell::ShellArgs),
     /// Serve the HTTP API (ms-enclave's, and enclave's own) over the local engine
     Server(server::ServerArgs),
     /// Print a shell completion script
@@ -113,7 +116,14 @@ impl Command {
                 | Command::Run(_)
                 | Command::RunTool(_)
                 | Command::Server(_)
+                | Command::Shell(_)
         )
+    }
+
+    /// Commands that take Ctrl-C as input (the shell interrupts its running code with it)
+    /// rather than as a signal to stop.
+    fn reads_interrupts(&self) -> bool {
+        matches!(self, Command::Shell(_))
     }
 }
 
@@ -272,7 +282,7 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
         api_key: g.api_key.clone(),
     };
     let result = runtime.block_on(async {
-        let abandon = watch_signals(&ctx)?;
+        let abandon = watch_signals(&ctx, !cli.command.reads_interrupts())?;
         // A command with cleanup to do stops by itself at the first signal; the second gives
         // up on the cleanup (it talks to the engine, which may be what hangs).
         let stop = if cli.command.cleans_up() {
@@ -305,20 +315,22 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Cancels `ctx.cancel` at the first SIGINT, SIGTERM or SIGHUP, and the returned token at the
-/// second.
-fn watch_signals(ctx: &Ctx) -> Result<CancellationToken> {
+/// Cancels `ctx.cancel` at the first SIGINT (when `interrupts`), SIGTERM or SIGHUP, and the
+/// returned token at the second.
+fn watch_signals(ctx: &Ctx, interrupts: bool) -> Result<CancellationToken> {
     use tokio::signal::unix::{signal, SignalKind};
     let abandon = CancellationToken::new();
     let mut hangup = signal(SignalKind::hangup())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut interrupt = interrupts
+        .then(|| signal(SignalKind::interrupt()))
+        .transpose()?;
     let mut terminate = signal(SignalKind::terminate())?;
     let (cancel, record, give_up) = (ctx.cancel.clone(), ctx.signal.clone(), abandon.clone());
     tokio::spawn(async move {
         loop {
             let received = tokio::select! {
                 Some(()) = hangup.recv() => Signal::Hangup,
-                Some(()) = interrupt.recv() => Signal::Interrupt,
+                Some(()) = recv_some(&mut interrupt) => Signal::Interrupt,
                 Some(()) = terminate.recv() => Signal::Terminate,
                 else => return,
             };
@@ -331,6 +343,14 @@ fn watch_signals(ctx: &Ctx) -> Result<CancellationToken> {
         }
     });
     Ok(abandon)
+}
+
+/// The next signal of a stream we may not be listening to (never, then).
+async fn recv_some(stream: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match stream {
+        Some(stream) => stream.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `--json` among the arguments before `--`, for a command line that did not parse.
@@ -393,6 +413,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<u8> {
         Command::Rm(args) => rm::run(args, ctx).await,
         Command::Stop(args) => stop::run(args, ctx).await,
         Command::Cp(args) => cp::run(args, ctx).await,
+        Command::Shell(args) => shell::run(args, ctx).await,
         Command::Server(args) => server::run(args, ctx).await,
         Command::Completions(args) => completions::run(args),
     }

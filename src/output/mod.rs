@@ -53,6 +53,11 @@ impl Output {
         }
     }
 
+    /// Whether what we write to stderr may be coloured.
+    pub(crate) fn color_stderr(&self) -> bool {
+        self.color_stderr
+    }
+
     /// Progress bars and spinners only make sense on a terminal.
     pub(crate) fn show_progress(&self) -> bool {
         self.stderr_tty && !self.quiet

@@ -32,6 +32,7 @@ fn help_text_snapshots() {
         "server",
         "stop",
         "cp",
+        "shell",
         "completions",
     ] {
         insta::assert_snapshot!(format!("help_{command}"), help(&[command]));

@@ -14,5 +14,6 @@ mod messages;
 mod notebook;
 mod remote;
 mod server;
+mod shell;
 mod tools;
 mod volcengine;
