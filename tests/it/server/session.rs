@@ -170,7 +170,7 @@ fn a_session_keeps_state_takes_interrupts_and_ends_with_its_socket() {
     assert_eq!(ready["info"]["kind"], "python", "{ready}");
     assert_eq!(ready["info"]["sandbox"], id.as_str(), "{ready}");
 
-    let events = execute(&mut socket, "x = 41");
+    let events = execute(&mut socket, "import os\nx = 41");
     assert_eq!(status(&events), "ok", "{events:?}");
     let events = execute(&mut socket, "x + 1");
     assert_eq!(printed(&events), "42\n", "{events:?}");
@@ -185,7 +185,7 @@ fn a_session_keeps_state_takes_interrupts_and_ends_with_its_socket() {
 
     send(
         &mut socket,
-        json!({"op": "complete", "code": "import os; os.pa", "cursor": 16}),
+        json!({"op": "complete", "code": "os.pa", "cursor": 5}),
     );
     let answer = next(&mut socket);
     assert_eq!(answer["event"], "completions", "{answer}");
