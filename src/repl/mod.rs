@@ -95,7 +95,11 @@ impl<'a> Repl<'a> {
             let input = match self.read_input(&mut editor).await? {
                 Some(Input::Text(text)) => text,
                 Some(Input::Leave) => return Ok(Ending::Left(0)),
-                None => return Ok(Ending::Cancelled),
+                None => {
+                    // Stopped at the prompt: leave the terminal on a fresh line.
+                    eprintln!();
+                    return Ok(Ending::Cancelled);
+                }
             };
             editor.remember(input.trim_end_matches('\n'));
             let line = match commands::parse(&input) {

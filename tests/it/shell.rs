@@ -133,6 +133,15 @@ fn a_session_keeps_state_runs_blocks_and_leaves_the_sandbox_running() {
     assert!(history.contains("for i in range(3):"), "{history}");
 }
 
+/// Whether the terminal is in line (canonical) mode, as a shell leaves it for the next program.
+fn canonical(pty: &Pty) -> bool {
+    let master = pty.get_process().get_raw_handle().expect("the pty");
+    let settings = nix::sys::termios::tcgetattr(&master).expect("the pty's settings");
+    settings
+        .local_flags
+        .contains(nix::sys::termios::LocalFlags::ICANON)
+}
+
 fn wait_exit_ok(pty: &mut Pty) -> bool {
     wait_exit(pty).ends_with(", 0)")
 }
@@ -164,6 +173,15 @@ fn ctrl_c_interrupts_running_code_and_clears_the_line_keeping_the_session() {
     let out = enter(&mut pty, "r + 1");
     assert!(out.contains("\r\n4\r\n"), "{out:?}");
     assert!(!out.contains("NameError"), "{out:?}");
+
+    // An interpreter that dies is started again, and the shell says its state is gone.
+    let out = enter(&mut pty, "import os; os._exit(3)");
+    assert!(
+        out.contains("the python session died (exit status 3)"),
+        "{out:?}"
+    );
+    let out = enter(&mut pty, "r if 'r' in dir() else 'fresh'");
+    assert!(out.contains("'fresh'"), "{out:?}");
     pty.send_line(":quit").unwrap();
     assert!(wait_exit_ok(&mut pty));
 }
@@ -316,9 +334,14 @@ fn a_terminated_shell_ends_its_session_and_says_why() {
     let mut pty = shell(&env, &id, &[]);
     prompt(&mut pty);
     assert_eq!(drivers_in(&container), 1);
+    assert!(
+        !canonical(&pty),
+        "the editor holds the terminal in raw mode at the prompt"
+    );
     send_signal(pty.get_process().pid().as_raw() as u32, "TERM");
     let status = wait_exit(&mut pty);
     assert!(status.ends_with(", 143)"), "128 + SIGTERM: {status}");
+    assert!(canonical(&pty), "the terminal's settings are put back");
     assert_eq!(drivers_in(&container), 0, "closed before the shell exited");
     assert!(running(&container));
 }
