@@ -84,11 +84,10 @@ async fn measure(
     }
     on_agent.close().await?;
     on_exec.close().await?;
+    let language = on_language(manager, agent).await?;
     println!(
-        "{} {} ({}), {runs} samples each\n",
-        "session bench:",
-        agent.image,
-        on_language(manager, agent).await?
+        "session bench: {} ({language}), {runs} samples each\n",
+        agent.image
     );
     println!("{:<58} {:>9} {:>9}", "case", "p50 ms", "p95 ms");
     let names = [

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,8 @@ use render::Renderer;
 
 const PROMPT: &str = ">>> ";
 const CONTINUATION: &str = "... ";
+/// The exit code of a script stopped by Ctrl-C: 128 + SIGINT, as a shell reports it.
+const INTERRUPTED: u8 = 130;
 
 /// How the shell was asked to behave.
 pub(crate) struct ShellOptions {
@@ -133,6 +136,7 @@ impl<'a> Repl<'a> {
         let mut stdin = tokio::io::stdin();
         tokio::select! {
             read = stdin.read_to_end(&mut bytes) => { read?; }
+            Some(()) = self.interrupts.recv() => return Ok(Ending::Left(INTERRUPTED)),
             () = self.cancel.cancelled() => return Ok(Ending::Cancelled),
         }
         let mut code = String::from_utf8_lossy(&bytes).into_owned();
@@ -141,7 +145,7 @@ impl<'a> Repl<'a> {
         Ok(match self.run(&code).await? {
             None => Ending::Cancelled,
             Some(DoneStatus::Ok) => Ending::Left(0),
-            Some(DoneStatus::Interrupted) => Ending::Left(130),
+            Some(DoneStatus::Interrupted) => Ending::Left(INTERRUPTED),
             Some(DoneStatus::Timeout) => Ending::Left(124),
             Some(DoneStatus::Error | DoneStatus::Restarted) => Ending::Left(1),
         })
@@ -217,6 +221,9 @@ impl<'a> Repl<'a> {
 
     /// Runs one input; Ctrl-C interrupts it. `None` when a signal stopped the shell.
     async fn run(&mut self, code: &str) -> Result<Option<DoneStatus>> {
+        // A Ctrl-C that came between inputs (after one ended, before the editor took the
+        // terminal) is not meant for this one.
+        while self.interrupts.recv().now_or_never().is_some() {}
         let interrupter = Interrupter::default();
         let renderer = &mut self.renderer;
         let mut show = |event| renderer.show(event);

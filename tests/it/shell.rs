@@ -345,3 +345,33 @@ fn a_terminated_shell_ends_its_session_and_says_why() {
     assert_eq!(drivers_in(&container), 0, "closed before the shell exited");
     assert!(running(&container));
 }
+
+#[test]
+fn output_is_streamed_while_the_input_runs() {
+    let env = TestEnv::new();
+    let id = env.create(&[]);
+    let container = container_of(&id);
+    let mut pty = shell(&env, &id, &[]);
+    prompt(&mut pty);
+    // The input cannot end before the test, having seen its first output, lets it: what C code
+    // and a subprocess write to fds 1 and 2 must come through while it runs.
+    pty.send_line(
+        "import os; os.write(1, b'from-' + b'fd1\\n'); os.system('echo from-$((6*7)) >&2; \
+         while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after-go')",
+    )
+    .unwrap();
+    pty.expect("from-fd1")
+        .expect("fd 1 output before the input ends");
+    pty.expect("from-42")
+        .expect("a subprocess's stderr before the input ends");
+    let out = docker(&["exec", &container, "touch", "/tmp/go"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pty.expect(">>> ").expect("the input ends once released");
+    assert!(
+        String::from_utf8_lossy(out.before()).contains("after-go"),
+        "{:?}",
+        String::from_utf8_lossy(out.before())
+    );
+    pty.send("\x04").unwrap();
+    assert!(wait_exit_ok(&mut pty));
+}
