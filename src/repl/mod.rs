@@ -21,6 +21,7 @@ pub(crate) use render::default_image_dir;
 
 use crate::manager::Manager;
 use crate::model::Sandbox;
+use crate::output::Output;
 use crate::session::{Completeness, DoneStatus, Interrupter, Session, SessionInfo};
 use commands::{Command, Line};
 use editor::{LineEditor, Reply};
@@ -58,6 +59,7 @@ pub(crate) struct Repl<'a> {
     timeout: Option<Duration>,
     cancel: CancellationToken,
     interrupts: Signal,
+    output: Output,
 }
 
 enum Input {
@@ -72,6 +74,7 @@ impl<'a> Repl<'a> {
         sandbox: &'a Sandbox,
         options: &ShellOptions,
         cancel: CancellationToken,
+        output: Output,
     ) -> Result<Self> {
         let prefix: String = sandbox.id.chars().take(8).collect();
         Ok(Repl {
@@ -82,6 +85,7 @@ impl<'a> Repl<'a> {
             timeout: options.timeout,
             cancel,
             interrupts: signal(SignalKind::interrupt())?,
+            output,
         })
     }
 
@@ -118,7 +122,7 @@ impl<'a> Repl<'a> {
                 Line::Command(Command::Quit) => return Ok(Ending::Left(0)),
                 Line::Command(command) => {
                     if let Err(e) = self.command(command).await {
-                        eprintln!("error: {e:#}");
+                        self.output.error_text(&e);
                     }
                     Ok(Some(DoneStatus::Ok))
                 }
