@@ -216,7 +216,7 @@ fn timeout_interrupts_only_the_input() {
 }
 
 #[test]
-fn upload_and_download_round_trip_bytes_exactly() {
+fn files_round_trip_exactly_and_completion_and_reset_use_the_live_session() {
     let env = TestEnv::new();
     let id = env.create(&[]);
     let dir = tempfile::tempdir().unwrap();
@@ -242,6 +242,23 @@ fn upload_and_download_round_trip_bytes_exactly() {
     assert_eq!(std::fs::read(&back).unwrap(), expected);
     let out = enter(&mut pty, ":download /nowhere/x");
     assert!(out.contains("error:"), "{out:?}");
+    // Tab completes from the live session: `math.facto` becomes `math.factorial(`.
+    enter(&mut pty, "import math, os; os.chdir('/tmp'); q = 1");
+    pty.send("math.facto\t").unwrap();
+    pty.expect("math.factorial(").expect("the completion");
+    let out = enter(&mut pty, "5)");
+    assert!(out.contains("\r\n120\r\n"), "{out:?}");
+
+    // `:reset`: a fresh interpreter, back in the sandbox's working directory.
+    enter(&mut pty, ":reset");
+    let out = enter(&mut pty, "q");
+    assert!(
+        out.contains("NameError: name 'q' is not defined"),
+        "{out:?}"
+    );
+    let out = enter(&mut pty, "import os; os.getcwd()");
+    assert!(out.contains("'/sandbox'"), "{out:?}");
+
     let out = enter(&mut pty, ":tools");
     assert!(
         out.contains("python_executor") || out.contains("no tools"),
