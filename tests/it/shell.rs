@@ -146,10 +146,29 @@ fn wait_exit_ok(pty: &mut Pty) -> bool {
     wait_exit(pty).ends_with(", 0)")
 }
 
+/// A sandbox whose commands go through its agent (`on`) or `docker exec` (`off`).
+fn create_reached(env: &TestEnv, agent: &str) -> String {
+    let out = env
+        .cmd()
+        .env("ENCLAVE_AGENT", agent)
+        .args(["create", "--image", &crate::common::test_image()])
+        .args(env.label_args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
 #[test]
 fn ctrl_c_interrupts_running_code_and_clears_the_line_keeping_the_session() {
+    for agent in ["on", "off"] {
+        ctrl_c_through(agent);
+    }
+}
+
+fn ctrl_c_through(agent: &str) {
     let env = TestEnv::new();
-    let id = env.create(&[]);
+    let id = create_reached(&env, agent);
     let mut pty = shell(&env, &id, &[]);
     prompt(&mut pty);
     enter(&mut pty, "r = 3");
@@ -304,14 +323,7 @@ fn piped_stdin_runs_as_a_script_with_its_exit_code() {
 fn a_killed_shell_leaves_no_session_process_behind() {
     for agent in ["on", "off"] {
         let env = TestEnv::new();
-        let mut create = env.cmd();
-        create
-            .env("ENCLAVE_AGENT", agent)
-            .args(["create", "--image", &crate::common::test_image()])
-            .args(env.label_args());
-        let out = create.output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let id = stdout(&out).trim().to_string();
+        let id = create_reached(&env, agent);
         let container = container_of(&id);
         let mut pty = shell(&env, &id, &[]);
         prompt(&mut pty);
