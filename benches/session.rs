@@ -53,9 +53,16 @@ async fn bench(image: &str, runs: usize) -> Result<()> {
     measured
 }
 
-async fn measure(manager: &LocalManager, agent: &Sandbox, exec_path: &Sandbox, runs: usize) -> Result<()> {
+async fn measure(
+    manager: &LocalManager,
+    agent: &Sandbox,
+    exec_path: &Sandbox,
+    runs: usize,
+) -> Result<()> {
     let opened = Instant::now();
-    let mut on_agent = manager.open_session(agent, SessionOptions::default()).await?;
+    let mut on_agent = manager
+        .open_session(agent, SessionOptions::default())
+        .await?;
     let open_agent = opened.elapsed();
     let opened = Instant::now();
     let mut on_exec = manager
@@ -77,11 +84,10 @@ async fn measure(manager: &LocalManager, agent: &Sandbox, exec_path: &Sandbox, r
     }
     on_agent.close().await?;
     on_exec.close().await?;
+    let language = on_language(manager, agent).await?;
     println!(
-        "{} {} ({}), {runs} samples each\n",
-        "session bench:",
-        agent.image,
-        on_language(manager, agent).await?
+        "session bench: {} ({language}), {runs} samples each\n",
+        agent.image
     );
     println!("{:<58} {:>9} {:>9}", "case", "p50 ms", "p95 ms");
     let names = [
@@ -106,7 +112,9 @@ async fn measure(manager: &LocalManager, agent: &Sandbox, exec_path: &Sandbox, r
 }
 
 async fn on_language(manager: &LocalManager, sandbox: &Sandbox) -> Result<String> {
-    let session = manager.open_session(sandbox, SessionOptions::default()).await?;
+    let session = manager
+        .open_session(sandbox, SessionOptions::default())
+        .await?;
     let language = session.info().language.clone();
     session.close().await?;
     Ok(language)

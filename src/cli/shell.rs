@@ -52,6 +52,7 @@ pub(crate) async fn run(args: ShellArgs, ctx: &Ctx) -> Result<u8> {
         &sandbox,
         &options,
         ctx.cancel.clone(),
+        ctx.output,
     )?;
     let ending = if interactive {
         repl.interactive(&options).await

@@ -7,6 +7,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use nix::sys::termios::{self, SetArg, Termios};
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::{CmdKind, Highlighter, MatchingBracketHighlighter};
@@ -45,6 +46,17 @@ enum Request {
 pub(crate) struct LineEditor {
     requests: std_mpsc::Sender<Request>,
     replies: mpsc::UnboundedReceiver<Reply>,
+    /// The terminal's settings before the editor ran: a shell stopped by a signal while the
+    /// editor waits for a key (in raw mode) puts them back as it leaves.
+    terminal: Option<Termios>,
+}
+
+impl Drop for LineEditor {
+    fn drop(&mut self) {
+        if let Some(settings) = &self.terminal {
+            let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, settings);
+        }
+    }
 }
 
 impl LineEditor {
@@ -59,6 +71,7 @@ impl LineEditor {
             .tab_stop(4)
             .indent_size(4)
             .build();
+        let terminal = termios::tcgetattr(std::io::stdin()).ok();
         let (requests, inbox) = std_mpsc::channel();
         let (outbox, replies) = mpsc::unbounded_channel();
         let mut editor: Editor<SessionHelper, FileHistory> =
@@ -75,7 +88,11 @@ impl LineEditor {
             .name("enclave-editor".into())
             .spawn(move || serve(editor, history, inbox, outbox))
             .context("starting the line editor")?;
-        Ok(LineEditor { requests, replies })
+        Ok(LineEditor {
+            requests,
+            replies,
+            terminal,
+        })
     }
 
     /// Asks for a line at `prompt`, pre-filled with `initial`; answers come through `next`.

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,7 @@ pub(crate) use render::default_image_dir;
 
 use crate::manager::Manager;
 use crate::model::Sandbox;
+use crate::output::Output;
 use crate::session::{Completeness, DoneStatus, Interrupter, Session, SessionInfo};
 use commands::{Command, Line};
 use editor::{LineEditor, Reply};
@@ -27,6 +29,8 @@ use render::Renderer;
 
 const PROMPT: &str = ">>> ";
 const CONTINUATION: &str = "... ";
+/// The exit code of a script stopped by Ctrl-C: 128 + SIGINT, as a shell reports it.
+const INTERRUPTED: u8 = 130;
 
 /// How the shell was asked to behave.
 pub(crate) struct ShellOptions {
@@ -55,6 +59,7 @@ pub(crate) struct Repl<'a> {
     timeout: Option<Duration>,
     cancel: CancellationToken,
     interrupts: Signal,
+    output: Output,
 }
 
 enum Input {
@@ -69,6 +74,7 @@ impl<'a> Repl<'a> {
         sandbox: &'a Sandbox,
         options: &ShellOptions,
         cancel: CancellationToken,
+        output: Output,
     ) -> Result<Self> {
         let prefix: String = sandbox.id.chars().take(8).collect();
         Ok(Repl {
@@ -79,6 +85,7 @@ impl<'a> Repl<'a> {
             timeout: options.timeout,
             cancel,
             interrupts: signal(SignalKind::interrupt())?,
+            output,
         })
     }
 
@@ -95,7 +102,11 @@ impl<'a> Repl<'a> {
             let input = match self.read_input(&mut editor).await? {
                 Some(Input::Text(text)) => text,
                 Some(Input::Leave) => return Ok(Ending::Left(0)),
-                None => return Ok(Ending::Cancelled),
+                None => {
+                    // Stopped at the prompt: leave the terminal on a fresh line.
+                    eprintln!();
+                    return Ok(Ending::Cancelled);
+                }
             };
             editor.remember(input.trim_end_matches('\n'));
             let line = match commands::parse(&input) {
@@ -111,7 +122,7 @@ impl<'a> Repl<'a> {
                 Line::Command(Command::Quit) => return Ok(Ending::Left(0)),
                 Line::Command(command) => {
                     if let Err(e) = self.command(command).await {
-                        eprintln!("error: {e:#}");
+                        self.output.error_text(&e);
                     }
                     Ok(Some(DoneStatus::Ok))
                 }
@@ -129,6 +140,7 @@ impl<'a> Repl<'a> {
         let mut stdin = tokio::io::stdin();
         tokio::select! {
             read = stdin.read_to_end(&mut bytes) => { read?; }
+            Some(()) = self.interrupts.recv() => return Ok(Ending::Left(INTERRUPTED)),
             () = self.cancel.cancelled() => return Ok(Ending::Cancelled),
         }
         let mut code = String::from_utf8_lossy(&bytes).into_owned();
@@ -137,7 +149,7 @@ impl<'a> Repl<'a> {
         Ok(match self.run(&code).await? {
             None => Ending::Cancelled,
             Some(DoneStatus::Ok) => Ending::Left(0),
-            Some(DoneStatus::Interrupted) => Ending::Left(130),
+            Some(DoneStatus::Interrupted) => Ending::Left(INTERRUPTED),
             Some(DoneStatus::Timeout) => Ending::Left(124),
             Some(DoneStatus::Error | DoneStatus::Restarted) => Ending::Left(1),
         })
@@ -213,6 +225,9 @@ impl<'a> Repl<'a> {
 
     /// Runs one input; Ctrl-C interrupts it. `None` when a signal stopped the shell.
     async fn run(&mut self, code: &str) -> Result<Option<DoneStatus>> {
+        // A Ctrl-C that came between inputs (after one ended, before the editor took the
+        // terminal) is not meant for this one.
+        while self.interrupts.recv().now_or_never().is_some() {}
         let interrupter = Interrupter::default();
         let renderer = &mut self.renderer;
         let mut show = |event| renderer.show(event);

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use owo_colors::OwoColorize;
 use serde_json::{Map, Value};
 
+use crate::error::Quoted;
 use crate::session::{DoneStatus, SessionEvent, StreamName};
 
 /// Where a piece of rendered output goes.
@@ -134,7 +135,9 @@ impl Renderer {
         text
     }
 
+    /// Our own line about the session; its text may carry the sandbox's words, escaped.
     fn notice(&self, text: &str) -> String {
+        let text = Quoted(text);
         if self.color {
             format!("{} {text}\n", "enclave:".yellow().bold())
         } else {

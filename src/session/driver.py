@@ -12,6 +12,7 @@ import ast
 import builtins
 import codecs
 import codeop
+import fcntl
 import json
 import linecache
 import os
@@ -31,6 +32,8 @@ DRIVER_MODULE = sys.modules["__main__"]
 CHUNK = 65536
 # Reads per stream when syncing: bounds the wait when a background process never stops writing.
 SYNC_READS = 256
+# The lowest descriptor the protocol's duplicates may take.
+PROTOCOL_FDS = 200
 
 
 class Channel:
@@ -306,12 +309,21 @@ def read_requests(proto_in, driver, requests):
     hang_up()
 
 
+def high_dup(fd):
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, PROTOCOL_FDS)
+    except OSError:  # a descriptor limit under PROTOCOL_FDS
+        return os.dup(fd)
+
+
 def main():
     try:
         os.setpgid(0, 0)
     except OSError:
         pass
-    proto_in, proto_out = os.dup(0), os.dup(1)
+    # The protocol's descriptors sit high, out of the way of descriptors user code opens and
+    # closes by number; they are close-on-exec, so no child inherits them.
+    proto_in, proto_out = high_dup(0), high_dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)

@@ -370,19 +370,21 @@ impl Driver {
         let first = tokio::time::timeout(ANSWER_WAIT, driver.events.recv()).await;
         match first {
             Ok(Some(SessionEvent::Ready { info })) => Ok(Started::Ready(driver, info)),
-            Ok(other) => {
+            Ok(Some(event)) => {
                 driver.kill().await;
+                Ok(Started::Failed(format!(
+                    "it said {event:?} before it was ready"
+                )))
+            }
+            Ok(None) => {
+                // Its output ended: the exec is over, and says how.
                 let outcome = driver.outcome().await;
                 if let Some(Ok(o)) = &outcome {
                     if o.end == ExecEnd::Exited(Some(NOT_FOUND)) {
                         return Ok(Started::NotFound);
                     }
                 }
-                let why = match other {
-                    Some(event) => format!("it said {event:?} before it was ready"),
-                    None => driver.describe_end(outcome),
-                };
-                Ok(Started::Failed(why))
+                Ok(Started::Failed(driver.describe_end(outcome)))
             }
             Err(_) => {
                 driver.kill().await;

@@ -133,14 +133,42 @@ fn a_session_keeps_state_runs_blocks_and_leaves_the_sandbox_running() {
     assert!(history.contains("for i in range(3):"), "{history}");
 }
 
+/// Whether the terminal is in line (canonical) mode, as a shell leaves it for the next program.
+fn canonical(pty: &Pty) -> bool {
+    let master = pty.get_process().get_raw_handle().expect("the pty");
+    let settings = nix::sys::termios::tcgetattr(&master).expect("the pty's settings");
+    settings
+        .local_flags
+        .contains(nix::sys::termios::LocalFlags::ICANON)
+}
+
 fn wait_exit_ok(pty: &mut Pty) -> bool {
     wait_exit(pty).ends_with(", 0)")
 }
 
+/// A sandbox whose commands go through its agent (`on`) or `docker exec` (`off`).
+fn create_reached(env: &TestEnv, agent: &str) -> String {
+    let out = env
+        .cmd()
+        .env("ENCLAVE_AGENT", agent)
+        .args(["create", "--image", &crate::common::test_image()])
+        .args(env.label_args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
 #[test]
 fn ctrl_c_interrupts_running_code_and_clears_the_line_keeping_the_session() {
+    for agent in ["on", "off"] {
+        ctrl_c_through(agent);
+    }
+}
+
+fn ctrl_c_through(agent: &str) {
     let env = TestEnv::new();
-    let id = env.create(&[]);
+    let id = create_reached(&env, agent);
     let mut pty = shell(&env, &id, &[]);
     prompt(&mut pty);
     enter(&mut pty, "r = 3");
@@ -164,6 +192,15 @@ fn ctrl_c_interrupts_running_code_and_clears_the_line_keeping_the_session() {
     let out = enter(&mut pty, "r + 1");
     assert!(out.contains("\r\n4\r\n"), "{out:?}");
     assert!(!out.contains("NameError"), "{out:?}");
+
+    // An interpreter that dies is started again, and the shell says its state is gone.
+    let out = enter(&mut pty, "import os; os._exit(3)");
+    assert!(
+        out.contains("the python session died (exit status 3)"),
+        "{out:?}"
+    );
+    let out = enter(&mut pty, "r if 'r' in dir() else 'fresh'");
+    assert!(out.contains("'fresh'"), "{out:?}");
     pty.send_line(":quit").unwrap();
     assert!(wait_exit_ok(&mut pty));
 }
@@ -198,7 +235,7 @@ fn timeout_interrupts_only_the_input() {
 }
 
 #[test]
-fn upload_and_download_round_trip_bytes_exactly() {
+fn files_round_trip_exactly_and_completion_and_reset_use_the_live_session() {
     let env = TestEnv::new();
     let id = env.create(&[]);
     let dir = tempfile::tempdir().unwrap();
@@ -224,6 +261,23 @@ fn upload_and_download_round_trip_bytes_exactly() {
     assert_eq!(std::fs::read(&back).unwrap(), expected);
     let out = enter(&mut pty, ":download /nowhere/x");
     assert!(out.contains("error:"), "{out:?}");
+    // Tab completes from the live session: `math.facto` becomes `math.factorial(`.
+    enter(&mut pty, "import math, os; os.chdir('/tmp'); q = 1");
+    pty.send("math.facto\t").unwrap();
+    pty.expect("math.factorial(").expect("the completion");
+    let out = enter(&mut pty, "5)");
+    assert!(out.contains("\r\n120\r\n"), "{out:?}");
+
+    // `:reset`: a fresh interpreter, back in the sandbox's working directory.
+    enter(&mut pty, ":reset");
+    let out = enter(&mut pty, "q");
+    assert!(
+        out.contains("NameError: name 'q' is not defined"),
+        "{out:?}"
+    );
+    let out = enter(&mut pty, "import os; os.getcwd()");
+    assert!(out.contains("'/sandbox'"), "{out:?}");
+
     let out = enter(&mut pty, ":tools");
     assert!(
         out.contains("python_executor") || out.contains("no tools"),
@@ -269,14 +323,7 @@ fn piped_stdin_runs_as_a_script_with_its_exit_code() {
 fn a_killed_shell_leaves_no_session_process_behind() {
     for agent in ["on", "off"] {
         let env = TestEnv::new();
-        let mut create = env.cmd();
-        create
-            .env("ENCLAVE_AGENT", agent)
-            .args(["create", "--image", &crate::common::test_image()])
-            .args(env.label_args());
-        let out = create.output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let id = stdout(&out).trim().to_string();
+        let id = create_reached(&env, agent);
         let container = container_of(&id);
         let mut pty = shell(&env, &id, &[]);
         prompt(&mut pty);
@@ -316,9 +363,44 @@ fn a_terminated_shell_ends_its_session_and_says_why() {
     let mut pty = shell(&env, &id, &[]);
     prompt(&mut pty);
     assert_eq!(drivers_in(&container), 1);
+    assert!(
+        !canonical(&pty),
+        "the editor holds the terminal in raw mode at the prompt"
+    );
     send_signal(pty.get_process().pid().as_raw() as u32, "TERM");
     let status = wait_exit(&mut pty);
     assert!(status.ends_with(", 143)"), "128 + SIGTERM: {status}");
+    assert!(canonical(&pty), "the terminal's settings are put back");
     assert_eq!(drivers_in(&container), 0, "closed before the shell exited");
     assert!(running(&container));
+}
+
+#[test]
+fn output_is_streamed_while_the_input_runs() {
+    let env = TestEnv::new();
+    let id = env.create(&[]);
+    let container = container_of(&id);
+    let mut pty = shell(&env, &id, &[]);
+    prompt(&mut pty);
+    // The input cannot end before the test, having seen its first output, lets it: what C code
+    // and a subprocess write to fds 1 and 2 must come through while it runs.
+    pty.send_line(
+        "import os; os.write(1, b'from-' + b'fd1\\n'); os.system('echo from-$((6*7)) >&2; \
+         while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after-go')",
+    )
+    .unwrap();
+    pty.expect("from-fd1")
+        .expect("fd 1 output before the input ends");
+    pty.expect("from-42")
+        .expect("a subprocess's stderr before the input ends");
+    let out = docker(&["exec", &container, "touch", "/tmp/go"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pty.expect(">>> ").expect("the input ends once released");
+    assert!(
+        String::from_utf8_lossy(out.before()).contains("after-go"),
+        "{:?}",
+        String::from_utf8_lossy(out.before())
+    );
+    pty.send("\x04").unwrap();
+    assert!(wait_exit_ok(&mut pty));
 }
