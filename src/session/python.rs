@@ -37,6 +37,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(30);
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Bytes of the driver's own stderr kept, to explain a start that failed.
 const STDERR_KEPT: usize = 4096;
+/// The driver's argument: what it is called in the sandbox's process list.
+pub(crate) const DRIVER_MARKER: &str = "enclave-session";
+
 /// The status of a program that could not be found.
 const NOT_FOUND: i64 = 127;
 
@@ -344,6 +347,8 @@ impl Driver {
             "-u".into(),
             "-c".into(),
             DRIVER.into(),
+            // `sys.argv[1]`: names the process in `ps`, and lets tests find it.
+            DRIVER_MARKER.into(),
         ]);
         spec.stdin = Some(Box::new(stdin));
         spec.cancel = cancel.clone();
