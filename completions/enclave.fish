@@ -50,7 +50,7 @@ complete -c enclave -n "__fish_enclave_needs_command" -f -a "shell" -d 'A Python
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c enclave -n "__fish_enclave_using_subcommand create" -l type -d 'Sandbox type: docker, or volcengine (a SandboxFusion service\'s run_code API) [default: docker]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l type -d 'Sandbox type: docker; docker_notebook (a Jupyter kernel for notebook_executor; default image enclave-notebook:1, built when missing); or volcengine (a SandboxFusion service\'s run_code API) [default: docker]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l image -d 'Image to run [default: python:3.11-slim]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l tool -d 'Enable a tool (repeatable), e.g. python_executor' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l memory -d 'Memory limit, e.g. 512m or 2g (0 = unlimited) [default: 4g]' -r
