@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 venv=target/pyvenv
 image=${ENCLAVE_TEST_IMAGE:-enclave-test-python:bookworm}
+notebook_image=${ENCLAVE_TEST_NOTEBOOK_IMAGE:-enclave-test-notebook:1}
 if [[ ! -x $venv/bin/pytest ]] || ! "$venv/bin/python" -c 'import ms_enclave' 2>/dev/null; then
   echo "==> making $venv with ms-enclave 0.0.8 and pytest" >&2
   if ! python3 -m venv "$venv" 2>/dev/null; then
@@ -55,6 +56,7 @@ echo "==> ms-enclave's HttpSandboxManager against enclave server at $url" >&2
 
 status=0
 ENCLAVE_URL=$url ENCLAVE_API_KEY=$key ENCLAVE_TEST_IMAGE=$image ENCLAVE_TEST_LABEL=$label \
+  ENCLAVE_TEST_NOTEBOOK_IMAGE=$notebook_image \
   "$venv/bin/pytest" -q -p no:cacheprovider tests/python || status=$?
 
 kill -TERM "$server_pid"
