@@ -478,6 +478,12 @@ impl Manager for LocalManager {
         }
         let mut request = request;
         let kind = request.sandbox_type;
+        if kind == SandboxType::DockerNotebook && !request.config.network_enabled {
+            (self.warn)(
+                "a docker_notebook sandbox needs a network for its gateway's port: \
+                 network_enabled is on (as in ms-enclave)",
+            );
+        }
         request
             .config
             .apply_type_defaults(kind, &notebooks::default_image());

@@ -126,17 +126,20 @@ impl Kernel {
                 .parse()
                 .context("the token is not a valid header value")?,
         );
-        let (socket, _) =
-            tokio::time::timeout(REPLY_TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .map_err(|_| anyhow!("no answer within {} s", REPLY_TIMEOUT.as_secs()))
-                .and_then(|r| r.map_err(anyhow::Error::from))
-                .with_context(|| {
-                    format!(
-                        "connecting to the kernel's channels at {}",
-                        self.gateway.address()
-                    )
-                })?;
+        // Small frames both ways: our requests go out at once (no Nagle delay).
+        let (socket, _) = tokio::time::timeout(
+            REPLY_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(request, None, true),
+        )
+        .await
+        .map_err(|_| anyhow!("no answer within {} s", REPLY_TIMEOUT.as_secs()))
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .with_context(|| {
+            format!(
+                "connecting to the kernel's channels at {}",
+                self.gateway.address()
+            )
+        })?;
         Ok(socket)
     }
 

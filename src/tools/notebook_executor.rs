@@ -203,7 +203,7 @@ impl Collected {
 const DESCRIPTION: &str = "Execute Python code in a Jupyter kernel environment";
 
 fn parameters_schema() -> Value {
-    json!({"type":"object","properties":{"code":{"type":"string","description":"Python code to execute in the notebook kernel"},"timeout":{"type":"integer","description":"Execution timeout in seconds","default":30}},"required":["code"]})
+    json!({"type":"object","properties":{"code":{"type":"string","description":"Python code to execute in the notebook kernel"},"timeout":{"type":"integer","description":"Execution timeout in seconds","default":30}},"required":["code"],"additionalProperties":false})
 }
 
 #[cfg(test)]

@@ -469,3 +469,47 @@ fn the_default_notebook_image_is_built_when_missing() {
     let out = env.cmd().args(["--json", "inspect", &id]).output().unwrap();
     assert_eq!(parse(&out)["config"]["image"], image);
 }
+
+#[test]
+fn notebook_sandboxes_through_the_server() {
+    use crate::server::{call, Server};
+    let env = TestEnv::new();
+    let server = Server::start(&env, &[]);
+    // As ms-enclave's client sends a DockerNotebookConfig: every field, port 8888 included.
+    let config = json!({
+        "image": notebook_image(),
+        "tools_config": {"notebook_executor": {}},
+        "labels": {crate::common::LABEL_KEY: env.run_label},
+        "host": "127.0.0.1", "port": 8888, "token": null,
+    });
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = call(
+            server
+                .post("/sandbox/create?sandbox_type=docker_notebook")
+                .json(&config),
+        );
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["sandbox_id"].as_str().unwrap().to_string());
+    }
+    // Two at once, though both asked for 8888: neither failed on the port.
+    assert_ne!(gateway_address(&ids[0]), gateway_address(&ids[1]));
+    for code in ["x = 41", "print(x + 1)"] {
+        let (status, body) = call(server.post("/sandbox/tool/execute").json(&json!({
+            "sandbox_id": ids[0], "tool_name": "notebook_executor",
+            "parameters": {"code": code}, "timeout": null
+        })));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "success", "{body}");
+        if code.starts_with("print") {
+            assert_eq!(body["output"], "42\n", "{body}");
+        }
+    }
+    let (status, body) = call(server.get(&format!("/sandbox/{}", ids[1])));
+    assert_eq!(status, 200);
+    assert_eq!(body["type"], "docker_notebook", "{body}");
+    assert!(
+        body["available_tools"]["notebook_executor"].is_object(),
+        "{body}"
+    );
+}

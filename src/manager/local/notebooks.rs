@@ -85,23 +85,31 @@ impl LocalManager {
         container_id: &str,
         config: &DockerSandboxConfig,
     ) -> Result<()> {
-        let gateway = self.gateway(container_id, config).await?;
-        if let Err(e) = gateway.wait_ready(GATEWAY_PATIENCE).await {
-            let tail = self.engine.log_tail(container_id, LOG_LINES).await;
-            let shown = if tail.is_empty() {
-                "(it printed nothing)".to_string()
-            } else {
-                tail
-            };
-            return Err(Error::Refused {
-                by: "the notebook sandbox".into(),
-                message: format!(
-                    "{e:#}. Its image must run Jupyter Kernel Gateway (`jupyter kernelgateway`, \
-                     see docs/notebook.md). The container's last output:\n{shown}"
-                ),
+        let ready = async {
+            let gateway = self.gateway(container_id, config).await?;
+            gateway.wait_ready(GATEWAY_PATIENCE).await?;
+            Ok::<_, anyhow::Error>(gateway)
+        };
+        let gateway = match ready.await {
+            Ok(gateway) => gateway,
+            Err(e) => {
+                let tail = self.engine.log_tail(container_id, LOG_LINES).await;
+                let shown = if tail.is_empty() {
+                    "(it printed nothing)".to_string()
+                } else {
+                    tail
+                };
+                return Err(Error::Refused {
+                    by: "the notebook sandbox".into(),
+                    message: format!(
+                        "{e:#}. A docker_notebook sandbox runs `jupyter kernelgateway`: its image \
+                         must have Jupyter Kernel Gateway (see docs/notebook.md). The container's \
+                         last output:\n{shown}"
+                    ),
+                }
+                .into());
             }
-            .into());
-        }
+        };
         let (kernel_id, _) = gateway
             .find_or_start()
             .await

@@ -99,7 +99,7 @@ fn schemas_match_the_checked_in_fixtures_without_docker() {
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
         cmd
     };
-    for tool in TOOLS {
+    for tool in TOOLS.iter().copied().chain(["notebook_executor"]) {
         let out = enclave()
             .args(["tools", "--schema", tool])
             .output()
@@ -119,6 +119,7 @@ fn schemas_match_the_checked_in_fixtures_without_docker() {
         [
             "file_operation",
             "multi_code_executor",
+            "notebook_executor",
             "python_executor",
             "shell_executor"
         ]
