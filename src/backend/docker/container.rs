@@ -123,6 +123,12 @@ impl DockerEngine {
             .await
             .map_err(|e| config_refusal(e, spec.config))
             .with_context(|| format!("creating the container for sandbox `{}`", spec.id))?;
+        if spec.notebook.is_some() {
+            if let Err(e) = self.put_gateway_config(&created.id).await {
+                let _ = self.remove_container(&created.id).await;
+                return Err(e);
+            }
+        }
         Ok(created.id)
     }
 

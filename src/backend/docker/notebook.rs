@@ -9,6 +9,7 @@ use bollard::query_parameters::{BuildImageOptions, InspectContainerOptions, Logs
 use futures_util::StreamExt;
 
 use super::{engine_error, DockerEngine, ImageDefaults};
+use crate::backend::NewEntry;
 use crate::error::Error;
 use crate::model::PullObserver;
 
@@ -19,6 +20,9 @@ const GATEWAY_PORT: &str = "8888/tcp";
 /// The gateway is configured through its environment, so a config's own `command` (say, a
 /// gateway with more options) still gets the token, the port and kernel listing.
 const GATEWAY_COMMAND: [&str; 2] = ["jupyter", "kernelgateway"];
+/// Where enclave's gateway configuration goes in the container (`gateway_config.py`: why).
+const CONFIG_DIR: &str = ".enclave-notebook";
+const GATEWAY_CONFIG: &str = include_str!("gateway_config.py");
 
 /// A notebook container's gateway settings.
 #[derive(Debug, Clone)]
@@ -58,6 +62,7 @@ impl NotebookSetup {
             "KG_PORT_RETRIES=0".into(),
             // Off by default in the gateway; enclave finds a sandbox's kernel by listing.
             "KG_LIST_KERNELS=True".into(),
+            format!("JUPYTER_CONFIG_PATH=/{CONFIG_DIR}"),
         ]);
         body.exposed_ports
             .get_or_insert_with(Default::default)
@@ -76,6 +81,24 @@ impl NotebookSetup {
 }
 
 impl DockerEngine {
+    /// Puts enclave's gateway configuration into the created (not yet started) container.
+    pub(super) async fn put_gateway_config(&self, container_id: &str) -> Result<()> {
+        let entries = vec![
+            NewEntry::Dir {
+                path: CONFIG_DIR.into(),
+                mode: 0o755,
+            },
+            NewEntry::File {
+                path: format!("{CONFIG_DIR}/jupyter_kernel_gateway_config.py"),
+                content: GATEWAY_CONFIG.as_bytes().to_vec(),
+                mode: 0o644,
+            },
+        ];
+        self.put(container_id, "/", entries)
+            .await
+            .context("writing the kernel gateway's configuration into the container")
+    }
+
     /// The gateway's host port (as the engine published it) and token (from the label).
     pub(crate) async fn gateway_endpoint(&self, container_id: &str) -> Result<GatewayEndpoint> {
         let info = self
