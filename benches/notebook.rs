@@ -45,6 +45,7 @@ async fn bench(image: &str, runs: usize) -> Result<()> {
     let request = CreateRequest {
         sandbox_type: SandboxType::DockerNotebook,
         config,
+        volcengine: None,
         extra_labels: vec![("enclave-bench".into(), "notebook".into())],
     };
     let info = manager

@@ -2,15 +2,18 @@
 # Shell benchmark (README "Benchmarks" → "The shell"), in one run on this machine:
 #   - `enclave shell ID` as a whole process on a pseudo-terminal, from the command to its first
 #     `>>> ` prompt (agent and `docker exec` path), and piped `print(1)` start to exit;
+#   - the same first prompt on a notebook sandbox (its kernel), when the notebook image is here;
 #   - in process (benches/session.rs): `1+1` round trips in the python session through
-#     `Manager::open_session`, beside a one-shot `python_executor` `print(1)`.
+#     `Manager::open_session`, beside a one-shot `python_executor` `print(1)`;
+#   - in process (benches/notebook.rs): `1+1` in a notebook sandbox's kernel, as a
+#     `notebook_executor` call and as a session input.
 #
 #   ./scripts/bench-shell.sh          # BENCH_RUNS=30 whole-process runs per case
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image_line=$(./scripts/ensure-docker.sh)
-export "${image_line?}"
+image_lines=$(./scripts/ensure-docker.sh)
+for line in $image_lines; do export "${line?}"; done
 cargo build --release --locked --quiet
 export ENCLAVE_BIN=$PWD/target/release/enclave
 work=$(mktemp -d)
@@ -26,6 +29,7 @@ python3 - <<'PY'
 import os, pty, select, statistics, subprocess, time
 
 enclave, image, runs = os.environ["ENCLAVE_BIN"], os.environ["ENCLAVE_TEST_IMAGE"], int(os.environ["BENCH_RUNS"])
+notebook_image = os.environ.get("ENCLAVE_TEST_NOTEBOOK_IMAGE")
 
 def create(agent):
     env = dict(os.environ)
@@ -34,6 +38,12 @@ def create(agent):
         env["ENCLAVE_AGENT"] = "off"
     out = subprocess.run([enclave, "create", "-q", "--image", image, "--label", "enclave-bench=shell",
                           "--tool", "python_executor"], env=env, check=True, stdout=subprocess.PIPE, text=True)
+    return out.stdout.strip()
+
+def create_notebook():
+    out = subprocess.run([enclave, "create", "-q", "--type", "docker_notebook", "--image", notebook_image,
+                          "--label", "enclave-bench=shell", "--tool", "notebook_executor"],
+                         check=True, stdout=subprocess.PIPE, text=True)
     return out.stdout.strip()
 
 def first_prompt(sid):
@@ -73,6 +83,9 @@ on, off = create("on"), create("off")
 cases = [("`enclave shell ID` to first prompt — agent", lambda: first_prompt(on)),
          ("`enclave shell ID` to first prompt — docker exec path", lambda: first_prompt(off)),
          ("`echo 'print(1)' | enclave shell ID`, whole process — agent", lambda: piped(on))]
+if notebook_image:
+    nb = create_notebook()
+    cases.append(("`enclave shell ID` to first prompt — notebook kernel", lambda: first_prompt(nb)))
 samples = {name: [] for name, _ in cases}
 for i in range(runs + 2):
     for name, fn in cases:
@@ -87,3 +100,7 @@ print()
 PY
 
 BENCH_RUNS=${BENCH_RUNS_SESSION:-200} cargo bench --locked --quiet --bench session
+if [[ -n ${ENCLAVE_TEST_NOTEBOOK_IMAGE:-} ]]; then
+  ENCLAVE_BENCH_NOTEBOOK_IMAGE=$ENCLAVE_TEST_NOTEBOOK_IMAGE BENCH_RUNS=${BENCH_RUNS_NOTEBOOK:-50} \
+    cargo bench --locked --quiet --bench notebook
+fi
