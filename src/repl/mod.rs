@@ -22,7 +22,7 @@ pub(crate) use render::default_image_dir;
 use crate::manager::Manager;
 use crate::model::Sandbox;
 use crate::output::Output;
-use crate::session::{Completeness, DoneStatus, Interrupter, Session, SessionInfo};
+use crate::session::{Completeness, DoneStatus, Interrupter, Session, SessionInfo, SessionKind};
 use commands::{Command, Line};
 use editor::{LineEditor, Reply};
 use render::Renderer;
@@ -290,10 +290,15 @@ fn describe_timeout(timeout: Option<Duration>) -> String {
     }
 }
 
-/// `enclave python 3.11 · sandbox k3x9m2pa · :help for commands, Ctrl-D to leave`
+/// `enclave python 3.11 · sandbox k3x9m2pa · :help for commands, Ctrl-D to leave`; a notebook
+/// sandbox's says `python 3.11 kernel`, so the user knows which interpreter holds the variables.
 pub(crate) fn banner(info: &SessionInfo) -> String {
+    let kernel = match info.kind {
+        SessionKind::Notebook => " kernel",
+        SessionKind::Python => "",
+    };
     format!(
-        "enclave {} · sandbox {} · :help for commands, Ctrl-D to leave",
+        "enclave {}{kernel} · sandbox {} · :help for commands, Ctrl-D to leave",
         short_version(&info.language),
         info.sandbox
     )
@@ -315,7 +320,6 @@ fn short_version(language: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::SessionKind;
 
     #[test]
     fn the_banner_names_the_language_and_the_sandbox() {
@@ -328,6 +332,11 @@ mod tests {
             banner(&info),
             "enclave python 3.11 · sandbox k3x9m2pa · :help for commands, Ctrl-D to leave"
         );
+        let kernel = SessionInfo {
+            kind: SessionKind::Notebook,
+            ..info
+        };
+        assert!(banner(&kernel).starts_with("enclave python 3.11 kernel · sandbox k3x9m2pa"));
         assert_eq!(short_version("python 3.12.0rc1"), "python 3.12.0rc1");
         assert_eq!(short_version("R"), "R");
     }

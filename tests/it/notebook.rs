@@ -17,7 +17,7 @@ fn notebook_image() -> String {
 }
 
 /// A notebook sandbox from the test notebook image, with `notebook_executor`.
-fn notebook(env: &TestEnv) -> String {
+pub(crate) fn notebook(env: &TestEnv) -> String {
     let image = notebook_image();
     let present = docker(&["image", "inspect", "--format", "{{.Id}}", &image]);
     assert!(

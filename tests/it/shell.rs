@@ -404,3 +404,69 @@ fn output_is_streamed_while_the_input_runs() {
     pty.send("\x04").unwrap();
     assert!(wait_exit_ok(&mut pty));
 }
+
+#[test]
+fn on_a_notebook_sandbox_the_shell_is_its_kernel_and_saves_images() {
+    let env = TestEnv::new();
+    let id = crate::notebook::notebook(&env);
+    let images = tempfile::tempdir().unwrap();
+    let dir = images.path().to_str().unwrap().to_string();
+    let mut pty = shell(&env, &id, &["--image-dir", &dir]);
+    pty.expect(Regex(r"enclave python 3\.\d+ kernel · sandbox \w+"))
+        .expect("the banner names the kernel");
+    prompt(&mut pty);
+    // The kernel holds the variables notebook_executor calls see.
+    enter(&mut pty, "shared = 'from-the-shell'");
+    let call = env
+        .cmd()
+        .args([
+            "run-tool",
+            &id,
+            "notebook_executor",
+            "--arg",
+            "code=print(shared)",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&call).trim(), "from-the-shell", "{}", stderr(&call));
+
+    pty.send_line("for i in range(2):").unwrap();
+    pty.expect("... ")
+        .expect("the kernel says a block's header is incomplete");
+    pty.send_line("print('row', i)").unwrap();
+    pty.expect("... ").unwrap();
+    let out = enter(&mut pty, "");
+    assert!(out.contains("row 0\r\nrow 1"), "{out:?}");
+
+    let out = enter(
+        &mut pty,
+        "import matplotlib.pyplot as plt; plt.plot([1, 2, 3]); plt.show()",
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("[image/png"))
+        .unwrap_or_else(|| panic!("no saved image in {out:?}"));
+    let path = line
+        .split(" saved to ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("{line:?}"));
+    assert!(path.starts_with(&dir), "{path} is not in --image-dir {dir}");
+    let png = std::fs::read(path).expect("the saved image");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+
+    // Ctrl-C reaches the kernel; its state stays.
+    pty.send_line("import time; time.sleep(60)").unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    pty.send("\x03").unwrap();
+    let out = pty.expect(">>> ").expect("a prompt after the interrupt");
+    assert!(
+        String::from_utf8_lossy(out.before()).contains("KeyboardInterrupt"),
+        "{:?}",
+        String::from_utf8_lossy(out.before())
+    );
+    let out = enter(&mut pty, "shared");
+    assert!(out.contains("'from-the-shell'"), "{out:?}");
+    pty.send("\x04").unwrap(); // Ctrl-D
+    assert!(wait_exit_ok(&mut pty));
+}
