@@ -173,6 +173,7 @@ async fn create(manager: &LocalManager, image: &str, agent: Option<&str>) -> Res
     let request = CreateRequest {
         sandbox_type: SandboxType::Docker,
         config,
+        volcengine: None,
         extra_labels: vec![("enclave-bench".into(), "session".into())],
     };
     // The choice is made at create, from the environment, as for the CLI and the server.
