@@ -359,6 +359,7 @@ impl Kernel {
     /// After a death: makes sure a kernel answers again, restarting it through the gateway if
     /// its own restarter did not, or starting a new one if it is gone.
     async fn settle(&mut self) -> Result<()> {
+        self.socket = None;
         if self.kernel_info(RESTART_PATIENCE / 4).await.is_ok() {
             return Ok(());
         }
@@ -371,8 +372,10 @@ impl Kernel {
             Some(id) => self.gateway.restart(id).await,
             None => Err(anyhow!("no kernel yet")),
         };
+        // The gateway does not always carry a socket over to the restarted kernel's channels (a
+        // socket that then never hears from it was seen): every restart gets a new one.
+        self.socket = None;
         if restarted.is_err() {
-            self.socket = None;
             self.id = Some(self.gateway.start_kernel().await?);
         }
         self.kernel_info(RESTART_PATIENCE)

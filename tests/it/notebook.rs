@@ -336,7 +336,9 @@ fn the_kernel_as_a_session() {
     let env = TestEnv::new();
     let id = notebook(&env);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
+    // Bounded: a session that stops answering fails the test instead of hanging the suite.
+    let bounded = |f| tokio::time::timeout(std::time::Duration::from_secs(240), f);
+    let done = runtime.block_on(async { bounded(async {
         let manager = LocalManager::new(
             DockerEngine::connect().unwrap(),
             StateStore::at(env.state_dir.path()),
@@ -425,7 +427,8 @@ fn the_kernel_as_a_session() {
             .unwrap();
         assert!(matches!(&events[0], SessionEvent::Stream { text, .. } if text == "gone\n"), "{events:?}");
         session.close().await.unwrap();
-    });
+    }).await });
+    done.expect("the session test did not finish within 240 s");
 }
 
 /// Removes an image when dropped.
