@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::sandbox_args::SandboxArgs;
-use super::volcengine_args::{parse_sandbox_type, VolcengineArgs};
+use super::volcengine_args::VolcengineArgs;
 use super::Ctx;
 use crate::manager::CreateRequest;
 use crate::model::{DockerSandboxConfig, SandboxType};
@@ -74,4 +74,35 @@ pub(crate) async fn run(args: CreateArgs, ctx: &Ctx) -> Result<u8> {
         ctx.output.line(&info.id).await?;
     }
     Ok(0)
+}
+
+/// `--type`'s value: a sandbox type `create` can make.
+pub(crate) fn parse_sandbox_type(text: &str) -> Result<SandboxType, String> {
+    match SandboxType::parse(text) {
+        Some(t) => Ok(t),
+        None => Err(format!(
+            "`{text}` is not a sandbox type `create` makes; expected docker, docker_notebook or volcengine"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_create_makes() {
+        assert_eq!(
+            parse_sandbox_type("volcengine"),
+            Ok(SandboxType::Volcengine)
+        );
+        assert_eq!(parse_sandbox_type("docker"), Ok(SandboxType::Docker));
+        assert_eq!(
+            parse_sandbox_type("docker_notebook"),
+            Ok(SandboxType::DockerNotebook)
+        );
+        assert!(parse_sandbox_type("dummy")
+            .unwrap_err()
+            .contains("expected docker, docker_notebook or volcengine"));
+    }
 }

@@ -90,16 +90,6 @@ fn docker_flag(a: &SandboxArgs) -> Option<&'static str> {
     .find_map(|(given, flag)| given.then_some(flag))
 }
 
-/// `--type`'s value: a sandbox type `create` can make.
-pub(crate) fn parse_sandbox_type(text: &str) -> Result<SandboxType, String> {
-    match SandboxType::parse(text) {
-        Some(t) => Ok(t),
-        None => Err(format!(
-            "`{text}` is not a sandbox type `create` makes; expected docker, docker_notebook or volcengine"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,17 +127,5 @@ mod tests {
             .to_config(&SandboxArgs::default())
             .unwrap_err();
         assert!(format!("{e}").contains("base_url is required"), "{e}");
-    }
-
-    #[test]
-    fn types_create_makes() {
-        assert_eq!(
-            parse_sandbox_type("volcengine"),
-            Ok(SandboxType::Volcengine)
-        );
-        assert_eq!(parse_sandbox_type("docker"), Ok(SandboxType::Docker));
-        assert!(parse_sandbox_type("dummy")
-            .unwrap_err()
-            .contains("expected docker or volcengine"));
     }
 }

@@ -515,4 +515,14 @@ fn notebook_sandboxes_through_the_server() {
         body["available_tools"]["notebook_executor"].is_object(),
         "{body}"
     );
+
+    // `enclave shell --server` binds to the same kernel, through the server's session endpoint.
+    let out = server
+        .client(&env)
+        .args(["shell", &ids[0]])
+        .write_stdin("print('through the server:', x * 2)\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "through the server: 82\n");
 }
