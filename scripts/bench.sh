@@ -51,8 +51,3 @@ if [ -f benches/tools.rs ]; then
   echo
   cargo bench --locked --quiet --bench tools
 fi
-
-if [ -f benches/notebook.rs ] && docker image inspect "${ENCLAVE_BENCH_NOTEBOOK_IMAGE:-enclave-test-notebook:1}" >/dev/null 2>&1; then
-  echo
-  cargo bench --locked --quiet --bench notebook
-fi
