@@ -16,8 +16,12 @@ die() { printf '[ensure-notebook-image] error: %s\n' "$*" >&2; exit 1; }
 IMAGE=${ENCLAVE_TEST_NOTEBOOK_IMAGE:-enclave-test-notebook:1}
 BASE=${ENCLAVE_TEST_IMAGE:-enclave-test-python:bookworm}
 PY_VERSION=${ENCLAVE_NOTEBOOK_PY_VERSION:-3.11}
-# What the notebook tests need; pip itself so the image can install more.
-PACKAGES=(pip jupyter_kernel_gateway jupyter_client ipykernel matplotlib numpy pillow)
+# What the notebook tests need, pinned (with the pieces the gateway's behaviour rests on: tornado,
+# jupyter_server, pyzmq) so a new release cannot change a CI run; pip itself so the image can
+# install more. Changing a pin changes the image: bump the tag above's default.
+PACKAGES=(pip==26.3 jupyter_kernel_gateway==3.0.1 jupyter_client==8.10.0 jupyter_server==2.21.1
+  ipykernel==7.4.0 ipython==9.18.1 tornado==6.6.1 pyzmq==27.3.0 matplotlib==3.11.2
+  matplotlib-inline==0.2.2 numpy==2.4.6 pillow==13.0.0)
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   log "reusing image $IMAGE"
@@ -27,6 +31,11 @@ fi
 docker image inspect "$BASE" >/dev/null 2>&1 || die "the base image $BASE is missing (run scripts/ensure-docker.sh)"
 
 pip_cmd() {
+  if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1 \
+     && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing python3-pip to download the notebook wheels"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >&2
+  fi
   if command -v pip3 >/dev/null 2>&1; then pip3 "$@";
   elif python3 -m pip --version >/dev/null 2>&1; then python3 -m pip "$@";
   else die "pip is needed on this host to download the notebook wheels (apt-get install python3-pip)"; fi
