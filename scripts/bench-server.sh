@@ -13,8 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image_line=$(./scripts/ensure-docker.sh)
-export "${image_line?}"
+# ensure-docker.sh prints NAME=image lines (the test image, the notebook test image).
+image_lines=$(./scripts/ensure-docker.sh)
+for line in $image_lines; do export "${line?}"; done
 venv=target/pyvenv
 if [[ ! -x $venv/bin/ms-enclave ]]; then
   python3 -m venv "$venv"

@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image_line=$(./scripts/ensure-docker.sh)
-export "${image_line?}"
+# ensure-docker.sh prints NAME=image lines (the test image, the notebook test image).
+image_lines=$(./scripts/ensure-docker.sh)
+for line in $image_lines; do export "${line?}"; done
 cargo build --release --locked --quiet
 export ENCLAVE_BIN=$PWD/target/release/enclave
 export ENCLAVE_STATE_DIR=$(mktemp -d)
