@@ -4,6 +4,8 @@
 //!
 //!     cargo bench --bench notebook         # BENCH_RUNS=50 for more samples
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -21,17 +23,9 @@ use enclave::state::StateStore;
 const WARM_UP: usize = 3;
 
 fn main() -> Result<()> {
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(30)
-        .max(20);
-    let image = std::env::var("ENCLAVE_BENCH_NOTEBOOK_IMAGE")
-        .unwrap_or_else(|_| "enclave-test-notebook:1".into());
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(bench(&image, runs))
+    let runs = common::runs(30);
+    let image = common::image("ENCLAVE_BENCH_NOTEBOOK_IMAGE", "enclave-test-notebook:1");
+    common::block_on(bench(&image, runs))
 }
 
 async fn bench(image: &str, runs: usize) -> Result<()> {

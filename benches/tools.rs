@@ -4,6 +4,8 @@
 //!
 //!     cargo bench --bench tools            # BENCH_RUNS=50 for more samples
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -33,17 +35,9 @@ struct Case {
 }
 
 fn main() -> Result<()> {
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(30)
-        .max(20);
-    let image = std::env::var("ENCLAVE_BENCH_IMAGE")
-        .unwrap_or_else(|_| "enclave-test-python:bookworm".into());
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(bench(&image, runs))
+    let runs = common::runs(30);
+    let image = common::image("ENCLAVE_BENCH_IMAGE", "enclave-test-python:bookworm");
+    common::block_on(bench(&image, runs))
 }
 
 async fn bench(image: &str, runs: usize) -> Result<()> {
