@@ -86,6 +86,7 @@ pub(crate) async fn run(args: McpArgs, ctx: &Ctx) -> Result<u8> {
         network: args.network,
         labels: args.label,
         keep: args.keep,
+        remote: ctx.is_remote(),
     };
     let core = Core::new(manager, options)?;
     if args.http {

@@ -329,9 +329,11 @@ impl Core {
         // A backstop for a process killed mid-call: any later enclave removes it.
         let idle = self.options.call_timeout + Duration::from_secs(300);
         let mut request = self.request(kind, config, idle);
-        request
-            .extra_labels
-            .push(("enclave.mcp-throwaway".into(), "1".into()));
+        if !self.options.remote {
+            request
+                .extra_labels
+                .push(("enclave.mcp-throwaway".into(), "1".into()));
+        }
         request
     }
 
@@ -354,10 +356,11 @@ impl Core {
         config: DockerSandboxConfig,
         idle: Duration,
     ) -> CreateRequest {
-        let mut extra_labels = vec![
-            (LABEL_MCP.to_string(), "1".to_string()),
-            (LABEL_IDLE_EXPIRY.to_string(), idle.as_secs().to_string()),
-        ];
+        let mut extra_labels = Vec::new();
+        if !self.options.remote {
+            extra_labels.push((LABEL_MCP.to_string(), "1".to_string()));
+            extra_labels.push((LABEL_IDLE_EXPIRY.to_string(), idle.as_secs().to_string()));
+        }
         extra_labels.extend(self.options.labels.iter().cloned());
         CreateRequest {
             sandbox_type: kind,

@@ -557,3 +557,40 @@ async fn poll_async(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A plain test: the server's helper holds a blocking HTTP client, which may not be dropped
+/// inside a runtime.
+#[test]
+fn against_a_remote_server_the_same_tools_work() {
+    let env = TestEnv::new();
+    let server = crate::server::Server::start(&env, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = connect(&env, &["--server", &server.base], Version::Stateless).await;
+        let id = create(&client, json!({})).await;
+        call(
+            &client,
+            "python_executor",
+            json!({"code": "y = 'remote'", "sandbox_id": id}),
+        )
+        .await;
+        let r = call(
+            &client,
+            "python_executor",
+            json!({"code": "print(y)", "sandbox_id": id}),
+        )
+        .await;
+        assert_eq!(text(&r).trim(), "remote", "{}", text(&r));
+        let once = call(&client, "shell_executor", json!({"command": "echo once"})).await;
+        assert_eq!(text(&once).trim(), "once");
+        assert_eq!(
+            env.containers().len(),
+            1,
+            "the throwaway sandbox went, on the server too"
+        );
+        client.cancel().await.unwrap();
+    });
+    crate::common::poll_until("the server removed the sandbox", 20, || {
+        env.containers().is_empty()
+    });
+}
