@@ -594,3 +594,96 @@ fn against_a_remote_server_the_same_tools_work() {
         env.containers().is_empty()
     });
 }
+
+/// A client killed with SIGKILL may leave stdin open (a grandchild holds it, as here where the
+/// test keeps the pipe): the parent's death alone must end `enclave mcp` and its sandboxes.
+#[test]
+fn the_parents_death_removes_a_throwaway_sandbox_mid_call_even_with_stdin_open() {
+    let env = TestEnv::new();
+    let enclave = assert_cmd::cargo::cargo_bin("enclave");
+    let label = env.label_args().join(" ");
+    let script = format!(
+        "exec 3<&0; '{}' mcp --image '{}' {label} <&3 & echo $! ; sleep 600",
+        enclave.display(),
+        crate::common::test_image()
+    );
+    let mut parent = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("ENCLAVE_STATE_DIR", env.state_dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = parent.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(parent.stdout.take().unwrap());
+    let mut pid = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut pid).unwrap();
+    let pid: u32 = pid.trim().parse().expect("the pid of enclave mcp");
+    for m in [
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"shell_executor","arguments":{"command":"sleep 314"}}}),
+    ] {
+        writeln!(stdin, "{m}").unwrap();
+    }
+    crate::common::poll_until("the throwaway sandbox runs", 30, || {
+        has_process_anywhere(&env, "sleep 314")
+    });
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    crate::common::poll_until("enclave mcp gone after its parent", 20, || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    assert!(
+        env.containers().is_empty(),
+        "the throwaway sandbox was removed"
+    );
+    drop(stdin);
+}
+
+#[test]
+fn sigterm_removes_what_it_made_and_exits() {
+    let env = TestEnv::new();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("enclave"))
+        .args(["mcp", "--image", &crate::common::test_image()])
+        .args(env.label_args())
+        .env("ENCLAVE_STATE_DIR", env.state_dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for m in [
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sandbox_create","arguments":{}}}),
+    ] {
+        writeln!(stdin, "{m}").unwrap();
+    }
+    let mut line = String::new();
+    while !line.contains("\"id\":2") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
+            "stdout closed"
+        );
+    }
+    assert!(line.contains("sandbox_id"), "{line}");
+    assert_eq!(env.containers().len(), 1);
+    crate::common::send_signal(child.id(), "TERM");
+    let out = crate::common::wait_within(child, 30, "enclave mcp after SIGTERM");
+    // A graceful stop, as `enclave server`'s.
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::common::stderr(&out)
+    );
+    assert!(env.containers().is_empty(), "its sandbox was removed");
+    drop(stdin);
+}
