@@ -422,3 +422,47 @@ pub(super) fn is_not_found(err: &anyhow::Error) -> bool {
         Some(crate::error::Error::NotFound(_) | crate::error::Error::Vanished(_))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_or_prefix_names_only_the_tenants_own_sandboxes() {
+        let owned = Owned::default();
+        let (a, b) = (Tenant::new("a"), Tenant::new("b"));
+        owned.add("abcd1234", &a);
+        owned.add("abce5678", &a);
+        owned.add("zzzz0000", &b);
+        assert_eq!(owned.resolve(&a, "abcd1234").as_deref(), Some("abcd1234"));
+        assert_eq!(owned.resolve(&a, "abcd").as_deref(), Some("abcd1234"));
+        assert_eq!(owned.resolve(&a, "abc"), None, "ambiguous");
+        assert_eq!(owned.resolve(&a, ""), None);
+        assert_eq!(owned.resolve(&a, "zzzz0000"), None, "b's sandbox");
+        assert_eq!(owned.resolve(&b, "z").as_deref(), Some("zzzz0000"));
+        assert_eq!(owned.of(&a), ["abcd1234", "abce5678"]);
+    }
+
+    #[test]
+    fn exit_removes_throwaways_always_and_created_ones_unless_kept() {
+        let owned = Owned::default();
+        owned.add("made0001", &Tenant::stdio());
+        owned.add_throwaway("temp0001");
+        let mut all = owned.all(false);
+        all.sort();
+        assert_eq!(all, ["made0001", "temp0001"]);
+        assert_eq!(owned.all(true), ["temp0001"]);
+        owned.forget("temp0001");
+        assert_eq!(owned.all(true), Vec::<String>::new());
+    }
+
+    #[test]
+    fn new_sandboxes_default_to_the_executors_of_their_type() {
+        assert!(default_tools(SandboxType::Docker).contains(&"multi_code_executor".to_string()));
+        assert!(!default_tools(SandboxType::Docker).contains(&"notebook_executor".to_string()));
+        assert_eq!(
+            default_tools(SandboxType::DockerNotebook)[0],
+            "notebook_executor"
+        );
+    }
+}
