@@ -18,10 +18,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
 use enclave::backend::DockerEngine;
-use enclave::manager::{CreateRequest, LocalManager, Manager, ToolCall};
-use enclave::model::{
-    DockerSandboxConfig, ExecutionStatus, NoProgress, Sandbox, SandboxType, ToolsConfig,
-};
+use enclave::manager::{LocalManager, Manager, ToolCall};
+use enclave::model::{ExecutionStatus, Sandbox, SandboxType};
 use enclave::state::StateStore;
 
 const WARM_UP: usize = 5;
@@ -37,7 +35,14 @@ async fn bench(image: &str, runs: usize) -> Result<()> {
     let starts = time_starts(state_dir.path(), runs).await?;
 
     let manager = LocalManager::new(DockerEngine::connect()?, StateStore::at(state_dir.path()));
-    let sandbox = create(&manager, image).await?;
+    let sandbox = common::create_sandbox(
+        &manager,
+        SandboxType::Docker,
+        image,
+        &["shell_executor"],
+        "mcp",
+    )
+    .await?;
     let measured = time_calls(&manager, &sandbox, state_dir.path(), runs).await;
     manager.remove(&sandbox).await?;
     let (in_process, over_mcp) = measured?;
@@ -114,25 +119,6 @@ fn shell_call() -> ToolCall {
         deadline: Some(Duration::from_secs(45)),
         cancel: CancellationToken::new(),
     }
-}
-
-async fn create(manager: &LocalManager, image: &str) -> Result<Sandbox> {
-    let mut config = DockerSandboxConfig {
-        image: image.to_string(),
-        ..Default::default()
-    };
-    config.tools_config = serde_json::from_value::<ToolsConfig>(json!(["shell_executor"]))?;
-    let request = CreateRequest {
-        sandbox_type: SandboxType::Docker,
-        config,
-        volcengine: None,
-        extra_labels: vec![("enclave-bench".into(), "mcp".into())],
-    };
-    let info = manager
-        .create(request, &NoProgress, &CancellationToken::new())
-        .await
-        .context("creating the bench sandbox")?;
-    manager.find(&info.id).await
 }
 
 /// `enclave mcp` over stdio, spoken to in raw JSON-RPC lines (no client library in the figures).

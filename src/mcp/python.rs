@@ -163,11 +163,8 @@ impl Collected {
                         self.text.push(b"\n");
                     }
                 }
-                self.outputs.push(json!({
-                    "type": if result { "execute_result" } else { "display_data" },
-                    "data": data,
-                    "metadata": metadata,
-                }));
+                self.outputs
+                    .push(crate::session::rich_output(data, metadata, result));
             }
             SessionEvent::Error { traceback, .. } => {
                 let joined = traceback.join("\n");

@@ -338,16 +338,18 @@ impl Core {
     }
 
     fn base_config(&self, kind: SandboxType, image: Option<String>) -> DockerSandboxConfig {
-        let mut config = DockerSandboxConfig::default();
-        config.image = match (image, kind) {
+        let image = match (image, kind) {
             (Some(image), _) => image,
             // The manager picks its notebook image for the default one.
             (None, SandboxType::DockerNotebook) => DEFAULT_IMAGE.to_string(),
             (None, _) => self.options.image.clone(),
         };
-        config.memory_limit = "1g".into();
-        config.network_enabled = self.options.network;
-        config
+        DockerSandboxConfig {
+            image,
+            memory_limit: "1g".into(),
+            network_enabled: self.options.network,
+            ..DockerSandboxConfig::default()
+        }
     }
 
     fn request(
