@@ -6,12 +6,12 @@
 //!   reach a local server by DNS rebinding. Both are refused with 403 before anything else.
 //! - With `--token-file`, `Authorization: Bearer <token>` must carry one of its tokens
 //!   (compared in constant time), else 401. Each token is a tenant of its own: the sandboxes
-//!   it creates are invisible to the others. Without tokens the server listens on loopback
+//!   it creates are invisible to the others, and so are the sessions it opens. Without tokens the server listens on loopback
 //!   only and every caller is one tenant.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,6 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use indexmap::IndexMap;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use subtle::ConstantTimeEq;
@@ -30,6 +31,12 @@ use crate::error::Error;
 
 /// The shortest token `--token-file` accepts.
 const MIN_TOKEN_LEN: usize = 16;
+
+/// How many sessions' owners are remembered; the oldest is forgotten beyond that.
+const MAX_SESSIONS: usize = 10_000;
+
+/// The header naming a 2025-11-25 session.
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// How long in-flight requests get to finish once the server is told to stop.
 const GRACE: Duration = Duration::from_secs(5);
@@ -110,6 +117,9 @@ struct Gate {
     tokens: Vec<(String, Tenant)>,
     /// Every caller's tenant when there are no tokens.
     open: Tenant,
+    /// With tokens: which tenant opened each 2025-11-25 session, so another token cannot
+    /// read its streams or end it even if it learns the session id.
+    sessions: Mutex<IndexMap<String, Tenant>>,
 }
 
 impl Gate {
@@ -161,6 +171,7 @@ impl Gate {
             origins,
             tokens,
             open: Tenant::new("http"),
+            sessions: Mutex::default(),
         })
     }
 
@@ -203,6 +214,45 @@ impl Gate {
         }
         found
     }
+
+    /// Whether `tenant` may use the session a request names: its own, or one this layer
+    /// never saw open (rmcp answers for those).
+    fn session_allowed(&self, session: Option<&str>, tenant: &Tenant) -> bool {
+        let Some(id) = session.filter(|_| !self.tokens.is_empty()) else {
+            return true;
+        };
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.get(id).is_none_or(|owner| owner == tenant)
+    }
+
+    /// Records who opened a session (the answer to an `initialize` names it) and forgets one
+    /// that was ended.
+    fn track_session(&self, request: &RequestSummary, tenant: &Tenant, response: &Response) {
+        if self.tokens.is_empty() || !response.status().is_success() {
+            return;
+        }
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        match (&request.session, response.headers().get(SESSION_HEADER)) {
+            (Some(id), _) if request.method == Method::DELETE => {
+                sessions.shift_remove(id);
+            }
+            (None, Some(id)) => {
+                if let Ok(id) = id.to_str() {
+                    sessions.insert(id.to_string(), tenant.clone());
+                    if sessions.len() > MAX_SESSIONS {
+                        sessions.shift_remove_index(0);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What `track_session` needs of a request that has been handed on.
+struct RequestSummary {
+    method: Method,
+    session: Option<String>,
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -254,8 +304,22 @@ async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) 
     }
     let mut response = match gate.tenant(request.headers()) {
         Some(tenant) => {
-            request.extensions_mut().insert(tenant);
-            next.run(request).await
+            let summary = RequestSummary {
+                method: request.method().clone(),
+                session: request
+                    .headers()
+                    .get(SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(ToString::to_string),
+            };
+            if !gate.session_allowed(summary.session.as_deref(), &tenant) {
+                // What rmcp answers for a session it does not know: nothing more is said.
+                return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+            }
+            request.extensions_mut().insert(tenant.clone());
+            let response = next.run(request).await;
+            gate.track_session(&summary, &tenant, &response);
+            response
         }
         None => {
             let mut response = refuse(

@@ -296,6 +296,49 @@ async fn a_missing_or_wrong_token_is_401_with_a_json_body() {
 }
 
 #[tokio::test]
+async fn a_session_answers_only_the_token_that_opened_it() {
+    let env = TestEnv::new();
+    let tokens = token_file(&env);
+    let server = Server::start(&env, &["--token-file", &tokens]);
+    let (auth_a, auth_b) = (format!("Bearer {TOKEN_A}"), format!("Bearer {TOKEN_B}"));
+    let (status, got, body) = post_initialize(&server.url, &[("authorization", &auth_a)]).await;
+    assert_eq!(status, 200, "{body}");
+    let session = got["mcp-session-id"].to_str().unwrap().to_string();
+    let send = |method: reqwest::Method, auth: &str| {
+        reqwest::Client::new()
+            .request(method, &server.url)
+            .header("authorization", auth)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .timeout(Duration::from_secs(10))
+    };
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+    for (method, body) in [
+        (reqwest::Method::POST, list),
+        (reqwest::Method::GET, ""),
+        (reqwest::Method::DELETE, ""),
+    ] {
+        let response = send(method.clone(), &auth_b)
+            .body(body)
+            .send()
+            .await
+            .expect("B's request");
+        assert_eq!(response.status(), 404, "B's {method} on A's session");
+    }
+    let ended = send(reqwest::Method::DELETE, &auth_a)
+        .send()
+        .await
+        .expect("A's DELETE");
+    assert!(
+        ended.status().is_success(),
+        "A ends its session: {}",
+        ended.status()
+    );
+}
+
+#[tokio::test]
 async fn foreign_origins_and_hosts_are_refused_with_403() {
     let env = TestEnv::new();
     let server = Server::start(&env, &["--allow-origin", "http://localhost:6274"]);
