@@ -2,6 +2,7 @@
 //! HTTP, on real Docker.
 
 mod core;
+mod http;
 
 use std::time::Duration;
 
