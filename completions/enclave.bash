@@ -621,7 +621,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__mcp)
-            opts="-q -v -h -V --http --host --port --token-file --allow-origin --tools --sandbox --image --allow-dir --call-timeout --idle-expiry --network --label --keep --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-q -v -h -V --http --host --port --token-file --allow-origin --allow-host --tools --sandbox --image --allow-dir --call-timeout --idle-expiry --network --label --keep --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -640,6 +640,10 @@ _enclave() {
                     return 0
                     ;;
                 --allow-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -271,6 +271,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l host -d 'Address
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l port -d 'Port to listen on; 0 picks a free one (the `listening on` line on stderr says which)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l token-file -d 'Bearer tokens callers must send, one a line; each token\'s holder sees only the sandboxes it made' -r -F
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l allow-origin -d 'A web origin whose pages may call the server, e.g. http://localhost:6274 (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l allow-host -d 'A host name clients reach the server by, besides loopback and --host (repeatable; needed with --host 0.0.0.0)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l tools -d 'Tools to offer, comma-separated [default: all]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l sandbox -d 'Run calls without sandbox_id in this sandbox instead of a throwaway one' -r
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l image -d 'Image of throwaway sandboxes and of sandbox_create\'s by default' -r
