@@ -279,7 +279,11 @@ pub(crate) fn split_sandbox_path(path: &str) -> (String, String) {
 
 /// What is at `path` in the sandbox, from the first entry of its archive (the rest is never
 /// read).
-pub(crate) async fn probe(manager: &dyn Manager, sandbox: &Sandbox, path: &str) -> Result<Option<Kind>> {
+pub(crate) async fn probe(
+    manager: &dyn Manager,
+    sandbox: &Sandbox,
+    path: &str,
+) -> Result<Option<Kind>> {
     let archive = match manager.get_archive(sandbox, path).await {
         Ok(archive) => archive,
         Err(e) if matches!(crate::error::find(&e), Some(Error::PathNotFound { .. })) => {

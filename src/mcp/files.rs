@@ -541,8 +541,8 @@ fn unpack_one(reader: impl Read, dest: &Destination, shown: &str) -> Result<u64,
         .prefix(".enclave-download-")
         .tempfile_in(&dest.dir)
         .map_err(write_err)?;
-    let copied = io::copy(&mut (&mut entry).take(MAX_BYTES + 1), temp.as_file_mut())
-        .map_err(broken)?;
+    let copied =
+        io::copy(&mut (&mut entry).take(MAX_BYTES + 1), temp.as_file_mut()).map_err(broken)?;
     if copied != expected {
         return Err(broken(io::Error::other(format!(
             "{copied} bytes arrived of {expected}"
@@ -561,8 +561,7 @@ fn unpack_one(reader: impl Read, dest: &Destination, shown: &str) -> Result<u64,
         .set_permissions(fs::Permissions::from_mode(mode))
         .map_err(write_err)?;
     // A rename: it replaces a file, never follows a link there, and fails on a directory.
-    temp.persist(dest.path())
-        .map_err(|e| write_err(e.error))?;
+    temp.persist(dest.path()).map_err(|e| write_err(e.error))?;
     Ok(copied)
 }
 
@@ -632,17 +631,29 @@ mod tests {
         fs::write(root.join("a.bin"), [0u8, 1, 2]).unwrap();
         assert_eq!(read_host_file(&allow, "a.bin").unwrap().data, [0, 1, 2]);
         let abs = root.join("a.bin");
-        assert_eq!(read_host_file(&allow, abs.to_str().unwrap()).unwrap().name, "a.bin");
+        assert_eq!(
+            read_host_file(&allow, abs.to_str().unwrap()).unwrap().name,
+            "a.bin"
+        );
         let outside_file = tempfile::NamedTempFile::new().unwrap();
         std::os::unix::fs::symlink(outside_file.path(), root.join("link")).unwrap();
         for bad in ["../x", "link", "/etc/hostname"] {
             let refusal = read_host_file(&allow, bad).err();
             assert!(
-                matches!(refusal, Some(Refusal { kind: "outside_allowed_dirs" | "not_found", .. })),
+                matches!(
+                    refusal,
+                    Some(Refusal {
+                        kind: "outside_allowed_dirs" | "not_found",
+                        ..
+                    })
+                ),
                 "{bad}: {refusal:?}"
             );
         }
-        assert_eq!(read_host_file(&allow, ".").err().unwrap().kind, "not_a_file");
+        assert_eq!(
+            read_host_file(&allow, ".").err().unwrap().kind,
+            "not_a_file"
+        );
     }
 
     #[test]

@@ -622,6 +622,15 @@ mod tests {
     }
 
     #[test]
+    fn a_job_is_found_only_by_the_tenant_that_started_it() {
+        let jobs = Jobs::default();
+        jobs.add(Arc::new(job()));
+        assert!(jobs.get(&Tenant::stdio(), "j").is_some());
+        assert!(jobs.get(&Tenant::new("other"), "j").is_none());
+        assert!(jobs.get(&Tenant::stdio(), "k").is_none());
+    }
+
+    #[test]
     fn relative_sandbox_paths_start_at_the_working_directory() {
         assert_eq!(join_sandbox("/sandbox", "/tmp/x"), "/tmp/x");
         assert_eq!(join_sandbox("/sandbox", "out/a.txt"), "/sandbox/out/a.txt");

@@ -2,6 +2,8 @@
 //! HTTP, on real Docker.
 
 mod core;
+mod files;
+mod jobs;
 
 use std::time::Duration;
 
