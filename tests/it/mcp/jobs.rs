@@ -102,6 +102,46 @@ async fn output_is_read_piece_by_piece_and_a_wait_ends_with_the_exit_code() {
     assert_eq!(field(&end, "exit_code"), json!(3), "{}", text(&end));
     assert_eq!(field(&end, "output"), json!("two\n"));
     assert!(text(&end).contains("exited with code 3"), "{}", text(&end));
+    // A workdir is honoured; a missing one makes a failed job, an error that says so.
+    let pwd = call(
+        &client,
+        "job_start",
+        json!({"command": "pwd", "sandbox_id": id, "workdir": "/tmp"}),
+    )
+    .await;
+    let pwd_id = field(&pwd, "job_id").as_str().unwrap().to_string();
+    let pwd = call(
+        &client,
+        "job_read",
+        json!({"job_id": pwd_id, "wait_seconds": 30}),
+    )
+    .await;
+    assert_eq!(field(&pwd, "output"), json!("/tmp\n"), "{}", text(&pwd));
+    let nowhere = call(
+        &client,
+        "job_start",
+        json!({"command": "pwd", "sandbox_id": id, "workdir": "/no/such/dir"}),
+    )
+    .await;
+    let nowhere_id = field(&nowhere, "job_id").as_str().unwrap().to_string();
+    let nowhere = call(
+        &client,
+        "job_read",
+        json!({"job_id": nowhere_id, "wait_seconds": 30}),
+    )
+    .await;
+    assert!(is_error(&nowhere), "{}", text(&nowhere));
+    assert_eq!(
+        field(&nowhere, "status"),
+        json!("failed"),
+        "{}",
+        text(&nowhere)
+    );
+    assert!(
+        text(&nowhere).contains("/no/such/dir"),
+        "{}",
+        text(&nowhere)
+    );
     // Unknown jobs and jobs without a sandbox are results the model can act on.
     let unknown = call(&client, "job_read", json!({"job_id": "nope1234"})).await;
     assert!(is_error(&unknown) && text(&unknown).contains("No job nope1234"));
@@ -187,4 +227,21 @@ async fn a_job_outlives_the_call_timeout_and_finishes() {
     assert_eq!(all, "done\n");
     assert_eq!(field(&end, "exit_code"), json!(0), "{}", text(&end));
     client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn jobs_are_killed_when_the_server_exits_even_in_sandboxes_it_keeps() {
+    let env = TestEnv::new();
+    let client = connect(&env, &["--keep"], Version::Handshake).await;
+    let id = create(&client, json!({})).await;
+    let container = env.containers().pop().expect("the sandbox's container");
+    start(&client, &id, "sleep 1236").await;
+    crate::common::poll_until("the job's process", 20, || {
+        processes(&container).contains("sleep 1236")
+    });
+    client.cancel().await.expect("close");
+    crate::common::poll_until("the job killed at exit", 30, || {
+        !processes(&container).contains("sleep 1236")
+    });
+    assert_eq!(env.containers(), [container], "--keep keeps the sandbox");
 }
