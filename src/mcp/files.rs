@@ -182,8 +182,9 @@ impl Core {
         let reader = SyncIoBridge::new(reader_of(archive));
         let target = dest.clone();
         let shown = path.clone();
+        let allow = allow.clone();
         let unpacked =
-            tokio::task::spawn_blocking(move || unpack_one(reader, &target, &shown)).await;
+            tokio::task::spawn_blocking(move || unpack_one(reader, &target, &allow, &shown)).await;
         if cancel.is_cancelled() {
             return cancelled();
         }
@@ -401,21 +402,39 @@ fn pack(name: &str, source: Source) -> io::Result<Vec<u8>> {
     builder.into_inner()
 }
 
-/// Where a download goes: `name` in the canonical directory `dir`, inside an allowed one.
+/// Where a download goes: `name` in the directory `dir`, inside an allowed one: canonical, or
+/// (`make`) an allowed directory's canonical path plus names of directories still to make.
 #[derive(Debug, Clone)]
 struct Destination {
     dir: PathBuf,
     name: OsString,
+    make: bool,
 }
 
 impl Destination {
     fn path(&self) -> PathBuf {
         self.dir.join(&self.name)
     }
+
+    /// Makes the missing directories, once there is a file to put there, and checks that they
+    /// are where they were meant to be (no link slipped in on the way).
+    fn prepare(&self, allow: &[PathBuf]) -> Result<(), Refusal> {
+        if !self.make {
+            return Ok(());
+        }
+        let shown = self.dir.display();
+        fs::create_dir_all(&self.dir).map_err(|e| Refusal::io(&format!("creating {shown}"), &e))?;
+        let real = fs::canonicalize(&self.dir)
+            .map_err(|e| Refusal::io(&format!("looking at {shown}"), &e))?;
+        if real != self.dir || !inside(allow, &real) {
+            return Err(outside(&shown.to_string(), allow));
+        }
+        Ok(())
+    }
 }
 
-/// Checks where `text` leads on this machine, creating missing directories on the way (only
-/// inside an allowed directory).
+/// Checks where `text` leads on this machine; directories missing on the way are made only
+/// when the file is written (`Destination::prepare`).
 fn host_destination(allow: &[PathBuf], text: &str) -> Result<Destination, Refusal> {
     let path = host_path(allow, text);
     let no_file = || {
@@ -448,17 +467,16 @@ fn host_destination(allow: &[PathBuf], text: &str) -> Result<Destination, Refusa
     if !inside(allow, &real) {
         return Err(outside(text, allow));
     }
-    let mut dir = real;
     if !missing.is_empty() {
+        let mut dir = real;
         dir.extend(missing.iter().rev());
-        fs::create_dir_all(&dir)
-            .map_err(|e| Refusal::io(&format!("creating {}", dir.display()), &e))?;
-        dir = fs::canonicalize(&dir)
-            .map_err(|e| Refusal::io(&format!("looking at {}", dir.display()), &e))?;
-        if !inside(allow, &dir) {
-            return Err(outside(text, allow));
-        }
+        return Ok(Destination {
+            dir,
+            name,
+            make: true,
+        });
     }
+    let dir = real;
     if !dir.is_dir() {
         return Err(Refusal::new(
             "not_a_directory",
@@ -466,7 +484,11 @@ fn host_destination(allow: &[PathBuf], text: &str) -> Result<Destination, Refusa
             "Choose a host_path whose directory exists or can be made.",
         ));
     }
-    let dest = Destination { dir, name };
+    let dest = Destination {
+        dir,
+        name,
+        make: false,
+    };
     match fs::symlink_metadata(dest.path()) {
         Ok(meta) if meta.file_type().is_symlink() => Err(Refusal::new(
             "symlink",
@@ -490,7 +512,12 @@ fn host_destination(allow: &[PathBuf], text: &str) -> Result<Destination, Refusa
 
 /// Unpacks the one regular file a sandbox's archive of `shown` holds into `dest`, refusing
 /// anything else; returns its size.
-fn unpack_one(reader: impl Read, dest: &Destination, shown: &str) -> Result<u64, Refusal> {
+fn unpack_one(
+    reader: impl Read,
+    dest: &Destination,
+    allow: &[PathBuf],
+    shown: &str,
+) -> Result<u64, Refusal> {
     use std::os::unix::fs::PermissionsExt;
     use tar::EntryType;
     let broken = |e: io::Error| Refusal::io(&format!("reading {shown} from the sandbox"), &e);
@@ -537,6 +564,7 @@ fn unpack_one(reader: impl Read, dest: &Destination, shown: &str) -> Result<u64,
     }
     let exec = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
     let write_err = |e: io::Error| Refusal::io(&format!("writing {}", dest.path().display()), &e);
+    dest.prepare(allow)?;
     let mut temp = tempfile::Builder::new()
         .prefix(".enclave-download-")
         .tempfile_in(&dest.dir)
@@ -662,6 +690,11 @@ mod tests {
         let root = &allow[0];
         let dest = host_destination(&allow, "new/sub/out.txt").unwrap();
         assert_eq!(dest.path(), root.join("new/sub/out.txt"));
+        assert!(
+            !root.join("new").exists(),
+            "made before there is a file to write"
+        );
+        dest.prepare(&allow).unwrap();
         assert!(root.join("new/sub").is_dir());
         fs::create_dir(root.join("d")).unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
@@ -693,7 +726,7 @@ mod tests {
         };
         let tar = pack("f", source).unwrap();
         let dest = host_destination(&allow, "got.bin").unwrap();
-        assert_eq!(unpack_one(tar.as_slice(), &dest, "/f").unwrap(), 10);
+        assert_eq!(unpack_one(tar.as_slice(), &dest, &allow, "/f").unwrap(), 10);
         assert_eq!(fs::read(dest.path()).unwrap(), vec![7; 10]);
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
@@ -701,7 +734,7 @@ mod tests {
         header.set_size(0);
         builder.append_data(&mut header, "d/", io::empty()).unwrap();
         let tar = builder.into_inner().unwrap();
-        let refusal = unpack_one(tar.as_slice(), &dest, "/d").unwrap_err();
+        let refusal = unpack_one(tar.as_slice(), &dest, &allow, "/d").unwrap_err();
         assert_eq!(refusal.kind, "is_a_directory");
         // Nothing but the one file is left in the directory.
         assert_eq!(fs::read_dir(&allow[0]).unwrap().count(), 1);

@@ -187,7 +187,7 @@ async fn directories_missing_files_and_no_allowed_dir_are_clear_errors() {
     let dir = call(
         &client,
         "download_file",
-        json!({"sandbox_path": "/etc", "host_path": "etc.txt", "sandbox_id": id}),
+        json!({"sandbox_path": "/etc", "host_path": "made/etc.txt", "sandbox_id": id}),
     )
     .await;
     assert!(is_error(&dir), "{}", text(&dir));
