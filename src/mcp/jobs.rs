@@ -255,15 +255,8 @@ impl Jobs {
 
 impl Core {
     /// `job_start`.
-    pub(super) async fn start_job(&self, tenant: &Tenant, mut args: Args) -> Reply {
-        let parsed = (|| {
-            let command = args.required_string("command")?;
-            let sandbox_id = args.optional_string("sandbox_id")?;
-            let workdir = args.optional_string("workdir")?;
-            std::mem::replace(&mut args, Args::new(Default::default())).finish()?;
-            Ok::<_, String>((command, sandbox_id, workdir))
-        })();
-        let (command, sandbox_id, workdir) = match parsed {
+    pub(super) async fn start_job(&self, tenant: &Tenant, args: Args) -> Reply {
+        let (command, sandbox_id, workdir) = match start_args(args) {
             Ok(parsed) => parsed,
             Err(message) => return Reply::invalid_arguments("job_start", &message),
         };
@@ -333,16 +326,10 @@ impl Core {
     pub(super) async fn read_job(
         &self,
         tenant: &Tenant,
-        mut args: Args,
+        args: Args,
         cancel: &CancellationToken,
     ) -> Reply {
-        let parsed = (|| {
-            let id = args.required_string("job_id")?;
-            let wait = args.optional_f64("wait_seconds")?;
-            std::mem::replace(&mut args, Args::new(Default::default())).finish()?;
-            Ok::<_, String>((id, wait))
-        })();
-        let (id, wait) = match parsed {
+        let (id, wait) = match read_args(args) {
             Ok(parsed) => parsed,
             Err(message) => return Reply::invalid_arguments("job_read", &message),
         };
@@ -378,11 +365,8 @@ impl Core {
     }
 
     /// `job_kill`.
-    pub(super) async fn kill_job(&self, tenant: &Tenant, mut args: Args) -> Reply {
-        let id = match args.required_string("job_id").and_then(|id| {
-            std::mem::replace(&mut args, Args::new(Default::default())).finish()?;
-            Ok(id)
-        }) {
+    pub(super) async fn kill_job(&self, tenant: &Tenant, args: Args) -> Reply {
+        let id = match kill_args(args) {
             Ok(id) => id,
             Err(message) => return Reply::invalid_arguments("job_kill", &message),
         };
@@ -447,6 +431,29 @@ impl Core {
             .saturating_sub(Duration::from_secs(5))
             .max(timeout / 2)
     }
+}
+
+/// `command`, `sandbox_id`, `workdir`.
+fn start_args(mut args: Args) -> Result<(String, Option<String>, Option<String>), String> {
+    let command = args.required_string("command")?;
+    let sandbox_id = args.optional_string("sandbox_id")?;
+    let workdir = args.optional_string("workdir")?;
+    args.finish()?;
+    Ok((command, sandbox_id, workdir))
+}
+
+/// `job_id`, `wait_seconds`.
+fn read_args(mut args: Args) -> Result<(String, Option<f64>), String> {
+    let id = args.required_string("job_id")?;
+    let wait = args.optional_f64("wait_seconds")?;
+    args.finish()?;
+    Ok((id, wait))
+}
+
+fn kill_args(mut args: Args) -> Result<String, String> {
+    let id = args.required_string("job_id")?;
+    args.finish()?;
+    Ok(id)
 }
 
 /// `path` in the sandbox: absolute, or relative to its working directory.
