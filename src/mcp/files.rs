@@ -83,7 +83,7 @@ impl Core {
             Err(e) => return Reply::failed("internal", &format!("reading {shown}: {e}"), ""),
         };
         let sandbox = match self
-            .kept_sandbox(tenant, sandbox_id.as_deref(), "upload_file", cancel)
+            .kept_sandbox(tenant, sandbox_id.as_deref(), "upload_file")
             .await
         {
             Ok(sandbox) => sandbox,
@@ -166,7 +166,7 @@ impl Core {
             Err(refusal) => return refusal.reply(),
         };
         let sandbox = match self
-            .kept_sandbox(tenant, sandbox_id.as_deref(), "download_file", cancel)
+            .kept_sandbox(tenant, sandbox_id.as_deref(), "download_file")
             .await
         {
             Ok(sandbox) => sandbox,

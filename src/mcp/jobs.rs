@@ -14,11 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::reply::Reply;
-use super::sandboxes::Target;
 use super::{Core, Tenant};
 use crate::model::{
-    new_sandbox_id, ExecEnd, ExecOutcome, ExecSpec, ExitCause, OutputSink, Sandbox, SandboxType,
-    Stream,
+    new_sandbox_id, ExecEnd, ExecOutcome, ExecSpec, ExitCause, OutputSink, Sandbox, Stream,
 };
 
 /// Unread output a job keeps: past it, the oldest bytes are dropped (and job_read says so).
@@ -260,9 +258,8 @@ impl Core {
             Ok(parsed) => parsed,
             Err(message) => return Reply::invalid_arguments("job_start", &message),
         };
-        let cancel = self.stop.child_token();
         let sandbox = match self
-            .kept_sandbox(tenant, sandbox_id.as_deref(), "job_start", &cancel)
+            .kept_sandbox(tenant, sandbox_id.as_deref(), "job_start")
             .await
         {
             Ok(sandbox) => sandbox,
@@ -389,39 +386,6 @@ impl Core {
             );
         }
         job_reply(&job, job.read())
-    }
-
-    /// The tenant's `sandbox_id`, else `--sandbox`: work that outlives a call (a job) or moves
-    /// files needs a sandbox that stays, never a throwaway one.
-    pub(super) async fn kept_sandbox(
-        &self,
-        tenant: &Tenant,
-        sandbox_id: Option<&str>,
-        tool: &str,
-        cancel: &CancellationToken,
-    ) -> Result<Sandbox, Reply> {
-        if sandbox_id.is_none() && self.options.sandbox.is_none() {
-            return Err(Reply::failed(
-                "no_sandbox",
-                &format!("{tool} needs a sandbox that stays, and no sandbox_id was given."),
-                "Call sandbox_create first, then call again with the sandbox_id it returns.",
-            ));
-        }
-        match self
-            .target(tenant, sandbox_id, SandboxType::Docker, tool, cancel)
-            .await?
-        {
-            Target::Kept(sandbox) => Ok(sandbox),
-            // Not reached: with a sandbox_id or --sandbox, `target` makes none.
-            throwaway @ Target::Throwaway(_) => {
-                self.release(throwaway).await;
-                Err(Reply::failed(
-                    "no_sandbox",
-                    &format!("{tool} needs a sandbox that stays."),
-                    "Call sandbox_create first, then call again with the sandbox_id it returns.",
-                ))
-            }
-        }
     }
 
     /// How long one job_read may wait: under the call timeout, so the answer beats it.
