@@ -77,7 +77,12 @@ pub(super) async fn serve(
     // rmcp checks Host and Origin itself too: the same lists, as a second line.
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(gate.hosts.clone())
-        .with_allowed_origins(gate.origins.iter().map(Origin::to_string))
+        .with_allowed_origins(
+            gate.origins
+                .iter()
+                .map(Origin::to_string)
+                .chain(own_origins(&gate.hosts, address.port())),
+        )
         .enforce_origin_validation()
         .with_cancellation_token(cancel.child_token());
     let factory_core = core.clone();
@@ -188,14 +193,15 @@ impl Gate {
         self.hosts.contains(&host)
     }
 
-    /// The request's `Origin` when it has one: `Ok` if allowed, `Err` if not.
+    /// The request's `Origin` when it has one: `Ok` if allowed (an `--allow-origin`, or the
+    /// server's own origin, the `Host` already checked), `Err` if not.
     fn origin(&self, headers: &HeaderMap) -> Option<Result<HeaderValue, ()>> {
         let value = headers.get(header::ORIGIN)?;
         let allowed = value
             .to_str()
             .ok()
             .and_then(Origin::parse)
-            .is_some_and(|origin| self.origins.contains(&origin));
+            .is_some_and(|origin| self.origins.contains(&origin) || is_own(&origin, headers));
         Some(if allowed { Ok(value.clone()) } else { Err(()) })
     }
 
@@ -253,6 +259,22 @@ impl Gate {
 struct RequestSummary {
     method: Method,
     session: Option<String>,
+}
+
+/// Whether `origin` is `http://` plus the request's own `Host`: a page of this very server.
+/// A rebinding page never matches, as its `Host` is the attacker's name, which `host_allowed`
+/// refused before.
+fn is_own(origin: &Origin, headers: &HeaderMap) -> bool {
+    let Some(authority) = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+    else {
+        return false;
+    };
+    origin.scheme == "http"
+        && origin.host == bare_host(authority.host()).to_ascii_lowercase()
+        && origin.port == authority.port_u16().unwrap_or(80)
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -420,6 +442,18 @@ impl std::fmt::Display for Origin {
             write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
         }
     }
+}
+
+/// The server's own origins (`http://` plus a name it answers to and its port), which rmcp's
+/// check must let through as `is_own` does.
+fn own_origins(hosts: &[String], port: u16) -> impl Iterator<Item = String> + '_ {
+    hosts.iter().map(move |host| {
+        if host.contains(':') {
+            format!("http://[{host}]:{port}")
+        } else {
+            format!("http://{host}:{port}")
+        }
+    })
 }
 
 /// A host without the brackets of an IPv6 literal.

@@ -383,6 +383,18 @@ async fn foreign_origins_and_hosts_are_refused_with_403() {
     let (status, _, body) = post_initialize(&server.url, &[("host", &local)]).await;
     assert_eq!(status, 200, "Host {local}, no Origin: {body}");
 
+    // The server's own origin (the conformance suite's localhost case) is its own page.
+    let own = format!("http://127.0.0.1:{port}");
+    let (status, _, body) = post_initialize(&server.url, &[("origin", &own)]).await;
+    assert_eq!(status, 200, "Origin {own}: {body}");
+    // ...but not with another Host, nor another port of this machine.
+    let other = format!("http://127.0.0.1:{}", port.parse::<u16>().unwrap() ^ 1);
+    let (status, _, body) = post_initialize(&server.url, &[("origin", &other)]).await;
+    assert_eq!(status, 403, "Origin {other}: {body}");
+    let (status, _, body) =
+        post_initialize(&server.url, &[("origin", &own), ("host", &rebound)]).await;
+    assert_eq!(status, 403, "Origin {own} with Host {rebound}: {body}");
+
     // Host and Origin are checked before the token: a rebinding page learns nothing more.
     let tokens = token_file(&env);
     let guarded = Server::start(&env, &["--token-file", &tokens]);
