@@ -7,6 +7,7 @@ pub mod backend;
 mod cli;
 pub mod error;
 pub mod manager;
+mod mcp;
 pub mod model;
 mod notebook;
 mod output;

@@ -51,6 +51,9 @@ pub(crate) struct SandboxRecord {
     /// written before volcengine sandboxes existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) volcengine: Option<VolcengineSandboxConfig>,
+    /// When it was last used, for a sandbox with an idle expiry (`manager/local/expiry.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_used: Option<DateTime<Utc>>,
 }
 
 /// A sandbox's agent socket on this host, and the secret its agent must prove.
@@ -368,6 +371,7 @@ mod tests {
             labels: BTreeMap::new(),
             agent_socket: None,
             volcengine: None,
+            last_used: None,
         }
     }
 

@@ -7,6 +7,7 @@ mod exec;
 mod input;
 mod inspect;
 mod ls;
+mod mcp;
 mod outcomes;
 mod rm;
 mod run;
@@ -100,6 +101,8 @@ pub(crate) enum Command {
     Shell(shell::ShellArgs),
     /// Serve the HTTP API (ms-enclave's, and enclave's own) over the local engine
     Server(server::ServerArgs),
+    /// Serve sandboxes as MCP tools to agent hosts (stdio, or streamable HTTP with --http)
+    Mcp(mcp::McpArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }
@@ -116,6 +119,7 @@ impl Command {
                 | Command::Run(_)
                 | Command::RunTool(_)
                 | Command::Server(_)
+                | Command::Mcp(_)
                 | Command::Shell(_)
         )
     }
@@ -415,6 +419,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<u8> {
         Command::Cp(args) => cp::run(args, ctx).await,
         Command::Shell(args) => shell::run(args, ctx).await,
         Command::Server(args) => server::run(args, ctx).await,
+        Command::Mcp(args) => mcp::run(args, ctx).await,
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -1,6 +1,7 @@
 //! `LocalManager`: sandboxes on the Docker engine this process can reach, recorded in the local
 //! state file.
 
+mod expiry;
 mod notebooks;
 
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct LocalManager {
     notebooks: crate::notebook::Notebooks,
     /// What `volcengine` sandboxes (no container) are reached through.
     volcengine: Volcengine,
+    /// When this process last recorded each sandbox's use (`expiry.rs`).
+    touched: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl LocalManager {
@@ -64,6 +67,7 @@ impl LocalManager {
             connections: Connections::default(),
             notebooks: crate::notebook::Notebooks::default(),
             volcengine: Volcengine::default(),
+            touched: std::sync::Mutex::default(),
         }
     }
 
@@ -375,6 +379,7 @@ impl LocalManager {
             labels: request.extra_labels.iter().cloned().collect(),
             agent_socket: recorded_socket(&agent),
             volcengine: None,
+            last_used: None,
         };
         let started = async {
             self.engine.start_container(&container_id).await?;
@@ -457,6 +462,7 @@ impl LocalManager {
             labels: request.extra_labels.into_iter().collect(),
             agent_socket: None,
             volcengine: Some(config),
+            last_used: None,
         };
         self.state
             .update(|s| s.sandboxes.insert(id.clone(), record.clone()))
@@ -475,6 +481,9 @@ impl Manager for LocalManager {
     ) -> Result<SandboxInfo> {
         if request.sandbox_type == SandboxType::Volcengine {
             return self.create_volcengine(request).await;
+        }
+        if let Ok(records) = self.records().await {
+            self.sweep_expired(&records).await;
         }
         let mut request = request;
         let kind = request.sandbox_type;
@@ -555,7 +564,10 @@ impl Manager for LocalManager {
     }
 
     async fn list(&self) -> Result<Vec<Sandbox>> {
-        let records = self.records().await?;
+        let mut records = self.records().await?;
+        if self.sweep_expired(&records).await {
+            records = self.records().await?;
+        }
         self.join_with_containers(records).await
     }
 
@@ -763,6 +775,10 @@ impl Manager for LocalManager {
         Ok(result)
     }
 
+    async fn touch(&self, sandbox: &Sandbox) -> Result<()> {
+        self.record_use(sandbox).await
+    }
+
     async fn open_session(
         &self,
         sandbox: &Sandbox,
@@ -887,5 +903,6 @@ fn record_from_labels(c: ContainerRecord) -> Option<SandboxRecord> {
         labels: c.extra_labels,
         agent_socket: None,
         volcengine: None,
+        last_used: None,
     })
 }

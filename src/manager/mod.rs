@@ -118,6 +118,12 @@ pub trait Manager: Send + Sync {
     /// Runs one tool call; arguments are validated against the tool's schema first.
     async fn execute_tool(&self, sandbox: &Sandbox, call: ToolCall) -> Result<ToolResult>;
 
+    /// Records that the sandbox was just used, for an idle expiry that any later process
+    /// enforces (`enclave mcp`'s sandboxes). Nothing where there is none to record.
+    async fn touch(&self, _sandbox: &Sandbox) -> Result<()> {
+        Ok(())
+    }
+
     /// Opens an interactive session in the sandbox (`enclave shell`): a live interpreter that
     /// keeps its state between inputs until it is closed.
     async fn open_session(

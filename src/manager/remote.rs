@@ -212,6 +212,7 @@ impl RemoteManager {
             agent_socket: None,
             // The server holds its config; the record only routes later commands there.
             volcengine: None,
+            last_used: None,
         };
         self.state
             .update(|s| s.sandboxes.insert(record.id.clone(), record))

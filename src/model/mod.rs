@@ -25,6 +25,9 @@ pub use exec::{
     NoProgress, OutputSink, PullObserver, Stream,
 };
 pub use ids::{new_sandbox_id, random_hex};
+/// Seconds a sandbox may go unused before any enclave process removes it (`enclave mcp`'s).
+pub const LABEL_IDLE_EXPIRY: &str = "enclave.idle-expiry";
+
 pub use sandbox::{
     AgentInfo, Location, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType,
 };

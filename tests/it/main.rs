@@ -10,6 +10,7 @@ mod cp;
 mod edges;
 mod escapes;
 mod lifecycle;
+mod mcp;
 mod messages;
 mod notebook;
 mod remote;
