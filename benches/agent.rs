@@ -15,11 +15,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use enclave::backend::DockerEngine;
-use enclave::manager::{CreateRequest, LocalManager, Manager, ToolCall};
-use enclave::model::{
-    Discard, DockerSandboxConfig, ExecEnd, ExecSpec, ExecutionStatus, NoProgress, Sandbox,
-    SandboxType, ToolsConfig,
-};
+use enclave::manager::{LocalManager, Manager, ToolCall};
+use enclave::model::{Discard, ExecEnd, ExecSpec, ExecutionStatus, Sandbox, SandboxType};
 use enclave::state::StateStore;
 
 const WARM_UP: usize = 5;
@@ -77,32 +74,16 @@ async fn bench(image: &str, runs: usize) -> Result<()> {
 }
 
 async fn create(manager: &LocalManager, image: &str, agent: Option<&str>) -> Result<Sandbox> {
-    let mut config = DockerSandboxConfig {
-        image: image.to_string(),
-        ..Default::default()
-    };
-    config.tools_config = serde_json::from_value::<ToolsConfig>(json!([
-        "python_executor",
-        "shell_executor",
-        "file_operation"
-    ]))?;
-    let request = CreateRequest {
-        sandbox_type: SandboxType::Docker,
-        config,
-        volcengine: None,
-        extra_labels: vec![("enclave-bench".into(), "agent".into())],
-    };
     // The choice is made at create, from the environment, as for the CLI and the server.
     match agent {
         Some(v) => std::env::set_var("ENCLAVE_AGENT", v),
         None => std::env::remove_var("ENCLAVE_AGENT"),
     }
-    let info = manager
-        .create(request, &NoProgress, &CancellationToken::new())
-        .await
-        .context("creating a bench sandbox")?;
+    let tools = ["python_executor", "shell_executor", "file_operation"];
+    let created =
+        common::create_sandbox(manager, SandboxType::Docker, image, &tools, "agent").await;
     std::env::remove_var("ENCLAVE_AGENT");
-    manager.find(&info.id).await
+    created
 }
 
 fn cases(local_copy: &str) -> Vec<Case> {

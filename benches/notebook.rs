@@ -8,15 +8,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use enclave::backend::DockerEngine;
-use enclave::manager::{CreateRequest, LocalManager, Manager, ToolCall};
-use enclave::model::{
-    DockerSandboxConfig, ExecutionStatus, NoProgress, Sandbox, SandboxType, ToolsConfig,
-};
+use enclave::manager::{LocalManager, Manager, ToolCall};
+use enclave::model::{ExecutionStatus, Sandbox, SandboxType};
 use enclave::session::{DoneStatus, Interrupter, SessionOptions};
 use enclave::state::StateStore;
 
@@ -31,22 +29,15 @@ fn main() -> Result<()> {
 async fn bench(image: &str, runs: usize) -> Result<()> {
     let state_dir = tempfile::tempdir()?;
     let manager = LocalManager::new(DockerEngine::connect()?, StateStore::at(state_dir.path()));
-    let mut config = DockerSandboxConfig {
-        image: image.to_string(),
-        ..Default::default()
-    };
-    config.tools_config = serde_json::from_value::<ToolsConfig>(json!(["notebook_executor"]))?;
-    let request = CreateRequest {
-        sandbox_type: SandboxType::DockerNotebook,
-        config,
-        volcengine: None,
-        extra_labels: vec![("enclave-bench".into(), "notebook".into())],
-    };
-    let info = manager
-        .create(request, &NoProgress, &CancellationToken::new())
-        .await
-        .context("creating the bench notebook sandbox")?;
-    let sandbox = manager.find(&info.id).await?;
+    let tools = ["notebook_executor"];
+    let sandbox = common::create_sandbox(
+        &manager,
+        SandboxType::DockerNotebook,
+        image,
+        &tools,
+        "notebook",
+    )
+    .await?;
     let measured = measure(&manager, &sandbox, runs).await;
     manager.remove(&sandbox).await?;
     let (tool, session) = measured?;

@@ -10,15 +10,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use enclave::backend::DockerEngine;
-use enclave::manager::{CreateRequest, LocalManager, Manager, ToolCall};
-use enclave::model::{
-    DockerSandboxConfig, ExecutionStatus, NoProgress, Sandbox, SandboxType, ToolsConfig,
-};
+use enclave::manager::{LocalManager, Manager, ToolCall};
+use enclave::model::{ExecutionStatus, Sandbox, SandboxType};
 use enclave::session::{DoneStatus, Interrupter, Session, SessionEvent, SessionOptions};
 use enclave::state::StateStore;
 
@@ -159,26 +157,14 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn create(manager: &LocalManager, image: &str, agent: Option<&str>) -> Result<Sandbox> {
-    let mut config = DockerSandboxConfig {
-        image: image.to_string(),
-        ..Default::default()
-    };
-    config.tools_config = serde_json::from_value::<ToolsConfig>(json!(["python_executor"]))?;
-    let request = CreateRequest {
-        sandbox_type: SandboxType::Docker,
-        config,
-        volcengine: None,
-        extra_labels: vec![("enclave-bench".into(), "session".into())],
-    };
     // The choice is made at create, from the environment, as for the CLI and the server.
     match agent {
         Some(v) => std::env::set_var("ENCLAVE_AGENT", v),
         None => std::env::remove_var("ENCLAVE_AGENT"),
     }
-    let info = manager
-        .create(request, &NoProgress, &CancellationToken::new())
-        .await
-        .context("creating a bench sandbox")?;
+    let tools = ["python_executor"];
+    let created =
+        common::create_sandbox(manager, SandboxType::Docker, image, &tools, "session").await;
     std::env::remove_var("ENCLAVE_AGENT");
-    manager.find(&info.id).await
+    created
 }

@@ -8,16 +8,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use enclave::backend::DockerEngine;
-use enclave::manager::{CreateRequest, LocalManager, Manager, ToolCall};
-use enclave::model::{
-    Discard, DockerSandboxConfig, ExecEnd, ExecSpec, ExecutionStatus, NoProgress, Sandbox,
-    SandboxType, ToolsConfig,
-};
+use enclave::manager::{LocalManager, Manager, ToolCall};
+use enclave::model::{Discard, ExecEnd, ExecSpec, ExecutionStatus, Sandbox, SandboxType};
 use enclave::state::StateStore;
 
 const WARM_UP: usize = 3;
@@ -43,23 +40,9 @@ fn main() -> Result<()> {
 async fn bench(image: &str, runs: usize) -> Result<()> {
     let state_dir = tempfile::tempdir()?;
     let manager = LocalManager::new(DockerEngine::connect()?, StateStore::at(state_dir.path()));
-    let mut config = DockerSandboxConfig {
-        image: image.to_string(),
-        ..Default::default()
-    };
-    config.tools_config =
-        serde_json::from_value::<ToolsConfig>(json!(["python_executor", "shell_executor"]))?;
-    let request = CreateRequest {
-        sandbox_type: SandboxType::Docker,
-        config,
-        volcengine: None,
-        extra_labels: vec![("enclave-bench".into(), "tools".into())],
-    };
-    let info = manager
-        .create(request, &NoProgress, &CancellationToken::new())
-        .await
-        .context("creating the bench sandbox")?;
-    let sandbox = manager.find(&info.id).await?;
+    let tools = ["python_executor", "shell_executor"];
+    let sandbox =
+        common::create_sandbox(&manager, SandboxType::Docker, image, &tools, "tools").await?;
     let measured = measure(&manager, &sandbox, runs).await;
     manager.remove(&sandbox).await?;
     let cases = measured?;

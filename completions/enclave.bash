@@ -37,6 +37,9 @@ _enclave() {
             enclave,ls)
                 cmd="enclave__subcmd__ls"
                 ;;
+            enclave,mcp)
+                cmd="enclave__subcmd__mcp"
+                ;;
             enclave,ps)
                 cmd="enclave__subcmd__ls"
                 ;;
@@ -85,6 +88,9 @@ _enclave() {
             enclave__subcmd__help,ls)
                 cmd="enclave__subcmd__help__subcmd__ls"
                 ;;
+            enclave__subcmd__help,mcp)
+                cmd="enclave__subcmd__help__subcmd__mcp"
+                ;;
             enclave__subcmd__help,rm)
                 cmd="enclave__subcmd__help__subcmd__rm"
                 ;;
@@ -113,7 +119,7 @@ _enclave() {
 
     case "${cmd}" in
         enclave)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version create ls ps inspect exec run run-tool tools rm remove stop cp shell server completions help"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version create ls ps inspect exec run run-tool tools rm remove stop cp shell server mcp completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,7 +345,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__help)
-            opts="create ls inspect exec run run-tool tools rm stop cp shell server completions help"
+            opts="create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -437,6 +443,20 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__help__subcmd__mcp)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -581,6 +601,80 @@ _enclave() {
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        enclave__subcmd__mcp)
+            opts="-q -v -h -V --http --host --port --token-file --allow-origin --allow-host --tools --sandbox --image --allow-dir --call-timeout --idle-expiry --network --label --keep --json --color --quiet --verbose --server --api-key --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sandbox)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --call-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0

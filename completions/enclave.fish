@@ -48,6 +48,7 @@ complete -c enclave -n "__fish_enclave_needs_command" -f -a "stop" -d 'Stop sand
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "shell" -d 'A Python REPL in a sandbox: one live session, its variables kept between inputs'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "mcp" -d 'Serve sandboxes as MCP tools to agent hosts (stdio, or streamable HTTP with --http)'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l type -d 'Sandbox type: docker; docker_notebook (a Jupyter kernel for notebook_executor; default image enclave-notebook:1, built when missing); or volcengine (a SandboxFusion service\'s run_code API) [default: docker]' -r
@@ -266,6 +267,31 @@ complete -c enclave -n "__fish_enclave_using_subcommand server" -s q -l quiet -d
 complete -c enclave -n "__fish_enclave_using_subcommand server" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -s V -l version -d 'Print version'
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l host -d 'Address to listen on; one other than loopback needs --token-file' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l port -d 'Port to listen on; 0 picks a free one (the `listening on` line on stderr says which)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l token-file -d 'Bearer tokens callers must send, one a line; each token\'s holder sees only the sandboxes it made' -r -F
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l allow-origin -d 'A web origin whose pages may call the server, e.g. http://localhost:6274 (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l allow-host -d 'A host name clients reach the server by, besides loopback and --host (repeatable; needed with --host 0.0.0.0)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l tools -d 'Tools to offer, comma-separated [default: all]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l sandbox -d 'Run calls without sandbox_id in this sandbox instead of a throwaway one' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l image -d 'Image of throwaway sandboxes and of sandbox_create\'s by default' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l allow-dir -d 'A host directory upload_file may read from and download_file write to (repeatable)' -r -F
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l call-timeout -d 'Seconds one call may run before what it started is killed' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l idle-expiry -d 'Minutes a sandbox from sandbox_create may sit unused before any enclave removes it' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l label -d 'A label for every sandbox made, KEY=VALUE (repeatable)' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l color -d 'When to use colours' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l http -d 'Serve streamable HTTP at /mcp instead of stdio'
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l network -d 'Let new sandboxes reach the network unless sandbox_create says otherwise'
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l keep -d 'Leave sandbox_create\'s sandboxes at exit (their idle expiry still applies)'
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l json -d 'Print results as JSON on stdout (errors too)'
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -s v -l verbose -d 'Say more about what happens'
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -s h -l help -d 'Print help'
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -s V -l version -d 'Print version'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l color -d 'When to use colours' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -276,17 +302,18 @@ complete -c enclave -n "__fish_enclave_using_subcommand completions" -s q -l qui
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s v -l verbose -d 'Say more about what happens'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "create" -d 'Create a sandbox and print its id'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "ls" -d 'List sandboxes'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "run-tool" -d 'Call a sandbox\'s tool; prints its output, exits with its status'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "shell" -d 'A Python REPL in a sandbox: one live session, its variables kept between inputs'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "create" -d 'Create a sandbox and print its id'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "ls" -d 'List sandboxes'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "inspect" -d 'Show a sandbox\'s full SandboxInfo as JSON'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "exec" -d 'Run a command in a sandbox; exits with the command\'s exit code'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "run" -d 'Create a sandbox, run one command in it, remove it'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "run-tool" -d 'Call a sandbox\'s tool; prints its output, exits with its status'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "tools" -d 'List a sandbox\'s tools (or all tools) and their OpenAI schemas'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "rm" -d 'Remove sandboxes (their containers are killed at once)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "shell" -d 'A Python REPL in a sandbox: one live session, its variables kept between inputs'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "mcp" -d 'Serve sandboxes as MCP tools to agent hosts (stdio, or streamable HTTP with --http)'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,8 +1,12 @@
-//! What every in-process bench starts with: how many runs, which image, and a runtime.
+//! What every in-process bench starts with: how many runs, which image, a runtime, a sandbox.
 
 use std::future::Future;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use enclave::manager::{CreateRequest, LocalManager, Manager};
+use enclave::model::{DockerSandboxConfig, NoProgress, Sandbox, SandboxType, ToolsConfig};
 
 /// `BENCH_RUNS`, else `default`; never fewer than 20, so a p90 means something.
 pub(crate) fn runs(default: usize) -> usize {
@@ -24,4 +28,31 @@ pub(crate) fn block_on<F: Future<Output = Result<()>>>(bench: F) -> Result<()> {
         .enable_all()
         .build()?
         .block_on(bench)
+}
+
+/// A sandbox for one bench: `kind` from `image` with `tools`, labelled `enclave-bench=<bench>`
+/// (the bench scripts remove whatever is left with that label).
+pub(crate) async fn create_sandbox(
+    manager: &LocalManager,
+    kind: SandboxType,
+    image: &str,
+    tools: &[&str],
+    bench: &str,
+) -> Result<Sandbox> {
+    let config = DockerSandboxConfig {
+        image: image.to_string(),
+        tools_config: serde_json::from_value::<ToolsConfig>(serde_json::json!(tools))?,
+        ..Default::default()
+    };
+    let request = CreateRequest {
+        sandbox_type: kind,
+        config,
+        volcengine: None,
+        extra_labels: vec![("enclave-bench".into(), bench.into())],
+    };
+    let info = manager
+        .create(request, &NoProgress, &CancellationToken::new())
+        .await
+        .with_context(|| format!("creating the {bench} bench's sandbox"))?;
+    manager.find(&info.id).await
 }

@@ -33,6 +33,9 @@ pub(crate) struct McpArgs {
     /// A web origin whose pages may call the server, e.g. http://localhost:6274 (repeatable)
     #[arg(long, value_name = "ORIGIN", requires = "http", help_heading = HTTP)]
     allow_origin: Vec<String>,
+    /// A host name clients reach the server by, besides loopback and --host (repeatable; needed with --host 0.0.0.0)
+    #[arg(long, value_name = "NAME", requires = "http", help_heading = HTTP)]
+    allow_host: Vec<String>,
 
     /// Tools to offer, comma-separated [default: all]
     #[arg(long, value_delimiter = ',', value_name = "NAMES", help_heading = SANDBOXES)]
@@ -65,6 +68,17 @@ pub(crate) struct McpArgs {
 
 pub(crate) async fn run(args: McpArgs, ctx: &Ctx) -> Result<u8> {
     let allow_dirs = allowed_dirs(&args.allow_dir)?;
+    let http = args.http.then_some(HttpOptions {
+        host: args.host,
+        port: args.port,
+        token_file: args.token_file,
+        allowed_origins: args.allow_origin,
+        allowed_hosts: args.allow_host,
+    });
+    if let Some(http) = &http {
+        // Refused before anything is started: exposure, tokens, origins.
+        http.check()?;
+    }
     let manager: Arc<dyn crate::manager::Manager> = Arc::from(ctx.manager().await?);
     if let Some(id) = &args.sandbox {
         let sandbox = ctx
@@ -86,15 +100,10 @@ pub(crate) async fn run(args: McpArgs, ctx: &Ctx) -> Result<u8> {
         network: args.network,
         labels: args.label,
         keep: args.keep,
+        remote: ctx.is_remote(),
     };
     let core = Core::new(manager, options)?;
-    if args.http {
-        let http = HttpOptions {
-            host: args.host,
-            port: args.port,
-            token_file: args.token_file,
-            allowed_origins: args.allow_origin,
-        };
+    if let Some(http) = http {
         mcp::serve_http(core, http, ctx.cancel.clone()).await?;
     } else {
         mcp::serve_stdio(core, ctx.cancel.clone()).await?;

@@ -152,6 +152,11 @@ impl Ctx {
         }
     }
 
+    /// Whether new sandboxes go to an `enclave server` (`--server`).
+    pub(crate) fn is_remote(&self) -> bool {
+        self.server.is_some()
+    }
+
     /// The manager of the sandbox `id_or_prefix` names: `--server`'s when given, else wherever
     /// the state file recorded it (a server's URL, or the local engine).
     pub(crate) async fn manager_for(&self, id_or_prefix: &str) -> Result<Box<dyn Manager>> {

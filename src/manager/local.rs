@@ -177,6 +177,9 @@ impl LocalManager {
     /// answers and proves itself, else `docker exec` (with a note saying why).
     async fn live(&self, sandbox: &Sandbox) -> Result<Box<dyn Backend>> {
         let container = self.running_container(sandbox)?;
+        // Every use counts against an idle expiry; a state file that cannot say so must not
+        // stop the command.
+        let _ = self.record_use(sandbox).await;
         let docker = self.engine.sandbox(container);
         if let Some(client) = self.connections.get(&sandbox.id) {
             return Ok(Box::new(AgentSandbox::new(client, docker)));

@@ -265,22 +265,27 @@ fn object(properties: Value, required: &[&str]) -> Map<String, Value> {
 mod tests {
     use super::*;
 
-    /// Some model APIs refuse `"type": [..., "null"]` and `anyOf` unions: none may appear.
-    fn assert_portable(name: &str, value: &Value) {
-        match value {
-            Value::Object(map) => {
-                if let Some(t) = map.get("type") {
-                    assert!(t.is_string(), "{name}: a type that is not one string: {t}");
-                }
-                for key in ["anyOf", "oneOf", "allOf", "nullable"] {
-                    assert!(!map.contains_key(key), "{name}: uses `{key}`");
-                }
-                for v in map.values() {
-                    assert_portable(name, v);
-                }
+    /// Some model APIs refuse nullable unions (`"type": [..., "null"]`, a `{"type": "null"}`
+    /// branch, `nullable`): none may appear. `schema` is a schema, never a `properties` map.
+    fn assert_portable(name: &str, schema: &Value) {
+        let Value::Object(map) = schema else {
+            return;
+        };
+        if let Some(t) = map.get("type") {
+            assert!(t.is_string(), "{name}: a type that is not one string: {t}");
+            assert_ne!(t, "null", "{name}: a null type");
+        }
+        assert!(!map.contains_key("nullable"), "{name}: uses `nullable`");
+        if let Some(Value::Object(properties)) = map.get("properties") {
+            properties.values().for_each(|p| assert_portable(name, p));
+        }
+        if let Some(items) = map.get("items") {
+            assert_portable(name, items);
+        }
+        for key in ["anyOf", "oneOf", "allOf"] {
+            if let Some(Value::Array(branches)) = map.get(key) {
+                branches.iter().for_each(|b| assert_portable(name, b));
             }
-            Value::Array(items) => items.iter().for_each(|v| assert_portable(name, v)),
-            _ => {}
         }
     }
 

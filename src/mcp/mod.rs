@@ -53,6 +53,9 @@ pub(crate) struct Options {
     pub(crate) labels: Vec<(String, String)>,
     /// Leave `sandbox_create`'s sandboxes behind at exit (their idle expiry still applies).
     pub(crate) keep: bool,
+    /// Sandboxes live on an `enclave server` (`--server`): its own `--idle-timeout` and reaper
+    /// apply there, and it reserves the `enclave.` labels.
+    pub(crate) remote: bool,
 }
 
 /// Who is calling. Sandboxes belong to the tenant that created them and are invisible to any

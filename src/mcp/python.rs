@@ -163,11 +163,8 @@ impl Collected {
                         self.text.push(b"\n");
                     }
                 }
-                self.outputs.push(json!({
-                    "type": if result { "execute_result" } else { "display_data" },
-                    "data": data,
-                    "metadata": metadata,
-                }));
+                self.outputs
+                    .push(crate::session::rich_output(data, metadata, result));
             }
             SessionEvent::Error { traceback, .. } => {
                 let joined = traceback.join("\n");
@@ -221,5 +218,71 @@ impl Collected {
                 .insert("notices".into(), json!(self.notices));
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::StreamName;
+
+    fn collect(events: Vec<SessionEvent>, done: DoneStatus) -> ToolResult {
+        let mut c = Collected::new();
+        events.into_iter().for_each(|e| c.add(e));
+        c.into_result(done, Duration::from_secs(2))
+    }
+
+    #[test]
+    fn output_and_a_bare_expressions_value_read_as_in_the_repl() {
+        let mut data = Map::new();
+        data.insert("text/plain".into(), json!("42"));
+        let r = collect(
+            vec![
+                SessionEvent::Stream {
+                    name: StreamName::Stdout,
+                    text: "hi\n".into(),
+                },
+                SessionEvent::Display {
+                    data,
+                    metadata: Map::new(),
+                    result: true,
+                },
+            ],
+            DoneStatus::Ok,
+        );
+        assert_eq!(r.status, ExecutionStatus::Success);
+        assert_eq!(r.output, json!("hi\n42\n"));
+        assert_eq!(r.metadata["outputs"][0]["type"], "execute_result");
+    }
+
+    #[test]
+    fn errors_timeouts_and_restarts_say_what_became_of_the_state() {
+        let r = collect(
+            vec![SessionEvent::Error {
+                ename: "NameError".into(),
+                evalue: "x".into(),
+                traceback: vec!["Traceback".into(), "NameError: x".into()],
+            }],
+            DoneStatus::Error,
+        );
+        assert_eq!(r.status, ExecutionStatus::Error);
+        assert_eq!(r.output, json!("Traceback\nNameError: x"));
+        let r = collect(vec![], DoneStatus::Timeout);
+        assert_eq!(r.status, ExecutionStatus::Timeout);
+        assert!(r.error.unwrap().contains("variables are kept"));
+        let r = collect(
+            vec![SessionEvent::Notice {
+                text: "restarted: it ignored the interrupt".into(),
+            }],
+            DoneStatus::Restarted,
+        );
+        assert_eq!(
+            r.error.as_deref(),
+            Some("restarted: it ignored the interrupt")
+        );
+        assert_eq!(
+            collect(vec![], DoneStatus::Interrupted).status,
+            ExecutionStatus::Cancelled
+        );
     }
 }

@@ -329,23 +329,27 @@ impl Core {
         // A backstop for a process killed mid-call: any later enclave removes it.
         let idle = self.options.call_timeout + Duration::from_secs(300);
         let mut request = self.request(kind, config, idle);
-        request
-            .extra_labels
-            .push(("enclave.mcp-throwaway".into(), "1".into()));
+        if !self.options.remote {
+            request
+                .extra_labels
+                .push(("enclave.mcp-throwaway".into(), "1".into()));
+        }
         request
     }
 
     fn base_config(&self, kind: SandboxType, image: Option<String>) -> DockerSandboxConfig {
-        let mut config = DockerSandboxConfig::default();
-        config.image = match (image, kind) {
+        let image = match (image, kind) {
             (Some(image), _) => image,
             // The manager picks its notebook image for the default one.
             (None, SandboxType::DockerNotebook) => DEFAULT_IMAGE.to_string(),
             (None, _) => self.options.image.clone(),
         };
-        config.memory_limit = "1g".into();
-        config.network_enabled = self.options.network;
-        config
+        DockerSandboxConfig {
+            image,
+            memory_limit: "1g".into(),
+            network_enabled: self.options.network,
+            ..DockerSandboxConfig::default()
+        }
     }
 
     fn request(
@@ -354,10 +358,11 @@ impl Core {
         config: DockerSandboxConfig,
         idle: Duration,
     ) -> CreateRequest {
-        let mut extra_labels = vec![
-            (LABEL_MCP.to_string(), "1".to_string()),
-            (LABEL_IDLE_EXPIRY.to_string(), idle.as_secs().to_string()),
-        ];
+        let mut extra_labels = Vec::new();
+        if !self.options.remote {
+            extra_labels.push((LABEL_MCP.to_string(), "1".to_string()));
+            extra_labels.push((LABEL_IDLE_EXPIRY.to_string(), idle.as_secs().to_string()));
+        }
         extra_labels.extend(self.options.labels.iter().cloned());
         CreateRequest {
             sandbox_type: kind,
@@ -418,4 +423,48 @@ pub(super) fn is_not_found(err: &anyhow::Error) -> bool {
         crate::error::find(err),
         Some(crate::error::Error::NotFound(_) | crate::error::Error::Vanished(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_or_prefix_names_only_the_tenants_own_sandboxes() {
+        let owned = Owned::default();
+        let (a, b) = (Tenant::new("a"), Tenant::new("b"));
+        owned.add("abcd1234", &a);
+        owned.add("abce5678", &a);
+        owned.add("zzzz0000", &b);
+        assert_eq!(owned.resolve(&a, "abcd1234").as_deref(), Some("abcd1234"));
+        assert_eq!(owned.resolve(&a, "abcd").as_deref(), Some("abcd1234"));
+        assert_eq!(owned.resolve(&a, "abc"), None, "ambiguous");
+        assert_eq!(owned.resolve(&a, ""), None);
+        assert_eq!(owned.resolve(&a, "zzzz0000"), None, "b's sandbox");
+        assert_eq!(owned.resolve(&b, "z").as_deref(), Some("zzzz0000"));
+        assert_eq!(owned.of(&a), ["abcd1234", "abce5678"]);
+    }
+
+    #[test]
+    fn exit_removes_throwaways_always_and_created_ones_unless_kept() {
+        let owned = Owned::default();
+        owned.add("made0001", &Tenant::stdio());
+        owned.add_throwaway("temp0001");
+        let mut all = owned.all(false);
+        all.sort();
+        assert_eq!(all, ["made0001", "temp0001"]);
+        assert_eq!(owned.all(true), ["temp0001"]);
+        owned.forget("temp0001");
+        assert_eq!(owned.all(true), Vec::<String>::new());
+    }
+
+    #[test]
+    fn new_sandboxes_default_to_the_executors_of_their_type() {
+        assert!(default_tools(SandboxType::Docker).contains(&"multi_code_executor".to_string()));
+        assert!(!default_tools(SandboxType::Docker).contains(&"notebook_executor".to_string()));
+        assert_eq!(
+            default_tools(SandboxType::DockerNotebook)[0],
+            "notebook_executor"
+        );
+    }
 }

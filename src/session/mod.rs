@@ -118,6 +118,16 @@ pub enum Completeness {
     Unknown,
 }
 
+/// A `Display` event as a tool result keeps it in `metadata.outputs`: Jupyter's
+/// `execute_result` (the value of a bare expression) or `display_data`.
+pub fn rich_output(data: Map<String, Value>, metadata: Map<String, Value>, result: bool) -> Value {
+    serde_json::json!({
+        "type": if result { "execute_result" } else { "display_data" },
+        "data": data,
+        "metadata": metadata,
+    })
+}
+
 /// What a session is bound to, for the banner and `:tools`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {

@@ -121,11 +121,8 @@ impl Collected {
                         self.result = Some(plain.to_string());
                     }
                 }
-                self.outputs.push(json!({
-                    "type": if result { "execute_result" } else { "display_data" },
-                    "data": data,
-                    "metadata": metadata,
-                }));
+                self.outputs
+                    .push(crate::session::rich_output(data, metadata, result));
             }
             SessionEvent::Error {
                 ename, traceback, ..

@@ -2,6 +2,7 @@
 //! HTTP, on real Docker.
 
 mod core;
+mod http;
 
 use std::time::Duration;
 
@@ -89,8 +90,10 @@ pub(crate) fn text(result: &CallToolResult) -> String {
         .content
         .first()
         .and_then(|c| c.as_text())
-        .map(|t| t.text.clone())
-        .unwrap_or_else(|| panic!("the first content block is not text: {result:?}"))
+        .map_or_else(
+            || panic!("the first content block is not text: {result:?}"),
+            |t| t.text.clone(),
+        )
 }
 
 pub(crate) fn is_error(result: &CallToolResult) -> bool {
