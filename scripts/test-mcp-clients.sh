@@ -194,7 +194,7 @@ else
     if ! "$conformance" server --url "$url" --requirements "$spec" \
          --expected-failures "$baseline" -o "$work/conformance-$spec" \
          > "$work/conformance-$spec.log" 2>&1; then
-      sed -n '/=== SUMMARY ===/,$p' "$work/conformance-$spec.log" >&2
+      "$venv/bin/python" tests/mcp/conformance_report.py "$work/conformance-$spec" >&2
       fail "conformance --requirements $spec"
     else
       grep -E '^Total:|Baseline check' "$work/conformance-$spec.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/   /' >&2
@@ -205,7 +205,7 @@ else
     if ! "$conformance" server --url "$url" --scenario "$scenario" --spec-version 2026-07-28 \
          --expected-failures "$baseline" -o "$work/conformance-$scenario" \
          > "$work/conformance-$scenario.log" 2>&1; then
-      sed 's/\x1b\[[0-9;]*m//g' "$work/conformance-$scenario.log" | grep -E 'FAILURE|WARNING|Passed' >&2 || true
+      "$venv/bin/python" tests/mcp/conformance_report.py "$work/conformance-$scenario" >&2
       fail "conformance --scenario $scenario"
     fi
   done

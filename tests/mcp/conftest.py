@@ -89,14 +89,16 @@ class Server:
         self.proc = None
         self.log = None
 
-    def client(self, **kwargs):
+    def client(self, token=None, **kwargs):
+        """A client; over HTTP it sends `token` (by default the server's first) as its bearer."""
         mode = VERSIONS[self.version]
         if self.transport == "stdio":
             params = StdioServerParameters(
                 command=ENCLAVE, args=mcp_args(self.label), env=server_env(self.state_dir))
             return Client(params, mode=mode, **kwargs)
         http = httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {self.token}"}, timeout=httpx2.Timeout(30, read=300))
+            headers={"Authorization": f"Bearer {token or self.token}"},
+            timeout=httpx2.Timeout(30, read=300))
         return _HttpClient(self.url, http, mode, kwargs)
 
 
@@ -119,17 +121,17 @@ class _HttpClient:
 
 
 @contextlib.contextmanager
-def http_server(tmp, label, *extra, token=True):
-    """Starts `enclave mcp --http --port 0` and reads the address it prints on stderr."""
+def http_server(tmp, label, *extra, tokens=1):
+    """Starts `enclave mcp --http --port 0` with `tokens` bearer tokens in a --token-file (none
+    when 0) and reads the address it prints on stderr. Yields (process, url, tokens, log)."""
     state = tmp / "state"
     state.mkdir(exist_ok=True)
     log_path = tmp / "mcp-http.log"
     args = [ENCLAVE, *mcp_args(label, "--http", "--port", "0", *extra)]
-    tok = None
-    if token:
-        tok = os.urandom(24).hex()
-        (tmp / "token").write_text(tok + "\n")
-        args += ["--token-file", str(tmp / "token")]
+    toks = [os.urandom(24).hex() for _ in range(tokens)]
+    if toks:
+        (tmp / "tokens").write_text("".join(t + "\n" for t in toks))
+        args += ["--token-file", str(tmp / "tokens")]
     env = {**os.environ, **server_env(state)}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
@@ -146,7 +148,7 @@ def http_server(tmp, label, *extra, token=True):
                 break
             time.sleep(0.05)
         assert url, f"enclave mcp --http did not say where it listens:\n{log_path.read_text()}"
-        yield proc, url, tok, log_path
+        yield proc, url, toks, log_path
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -173,8 +175,8 @@ def _http_servers(tmp_path_factory):
         if version not in servers:
             tmp = tmp_path_factory.mktemp(f"http-{version}")
             label = new_label()
-            proc, url, tok, log = stack.enter_context(http_server(tmp, label))
-            servers[version] = (proc, url, tok, log, label, tmp / "state")
+            proc, url, toks, log = stack.enter_context(http_server(tmp, label))
+            servers[version] = (proc, url, toks[0], log, label, tmp / "state")
         return servers[version]
 
     yield get

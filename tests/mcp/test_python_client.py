@@ -11,7 +11,8 @@ import json
 import httpx2
 import pytest
 
-from conftest import containers, structured, text_of, wait_for
+from conftest import (Server, containers, http_server, new_label, remove_containers, structured,
+                      text_of, wait_for)
 
 TOOLS = {
     "sandbox_create", "sandbox_list", "sandbox_remove",
@@ -190,3 +191,44 @@ def test_http_wants_the_bearer_token(server):
         r = http.post(server.url, json=body,
                       headers={**headers, "Authorization": f"Bearer {server.token}"})
         assert r.status_code == 200, (r.status_code, r.text)
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
+@pytest.mark.anyio
+async def test_http_sandboxes_belong_to_the_token_that_made_them(tmp_path, version):
+    """Two tokens: what one token's holder made, the other's cannot see, use or remove; and a
+    sandbox id is no bearer token."""
+    label = new_label()
+    try:
+        with http_server(tmp_path, label, tokens=2) as (proc, url, (mine, theirs), log):
+            server = Server("http", version, label, tmp_path / "state")
+            server.url, server.token, server.proc, server.log = url, mine, proc, log
+            async with server.client() as client:
+                result = await call(client, "sandbox_create", {})
+                assert not result.is_error, text_of(result)
+                sandbox_id = structured(result)["sandbox_id"]
+
+            async with server.client(token=theirs) as other:
+                result = await call(other, "sandbox_list", {})
+                assert not result.is_error, text_of(result)
+                assert sandbox_id not in text_of(result)
+                assert sandbox_id not in json.dumps(structured(result))
+                result = await call(other, "shell_executor",
+                                    {"command": "true", "sandbox_id": sandbox_id})
+                assert result.is_error, text_of(result)
+                result = await call(other, "sandbox_remove", {"sandbox_id": sandbox_id})
+                assert result.is_error, text_of(result)
+            assert len(containers(label)) == 1
+
+            with httpx2.Client(timeout=30) as http:
+                r = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                              headers={"Authorization": f"Bearer {sandbox_id}",
+                                       "Accept": "application/json, text/event-stream"})
+                assert r.status_code == 401, (r.status_code, r.text)
+
+            async with server.client() as client:
+                result = await call(client, "sandbox_remove", {"sandbox_id": sandbox_id})
+                assert not result.is_error, text_of(result)
+            assert wait_for(lambda: not containers(label), 10), containers(label)
+    finally:
+        remove_containers(label)
