@@ -69,7 +69,7 @@ impl Side {
 
 /// What there is at a path (a sandbox's or ours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Dir,
     /// A file, a symlink, anything else that is not a directory.
     Other,
@@ -268,7 +268,7 @@ fn place_in(
 }
 
 /// `/a/b/c` → (`/a/b`, `c`); a trailing `/` is ignored.
-fn split_sandbox_path(path: &str) -> (String, String) {
+pub(crate) fn split_sandbox_path(path: &str) -> (String, String) {
     let trimmed = path.trim_end_matches('/');
     match trimmed.rsplit_once('/') {
         Some(("", name)) => ("/".into(), name.into()),
@@ -279,7 +279,11 @@ fn split_sandbox_path(path: &str) -> (String, String) {
 
 /// What is at `path` in the sandbox, from the first entry of its archive (the rest is never
 /// read).
-async fn probe(manager: &dyn Manager, sandbox: &Sandbox, path: &str) -> Result<Option<Kind>> {
+pub(crate) async fn probe(
+    manager: &dyn Manager,
+    sandbox: &Sandbox,
+    path: &str,
+) -> Result<Option<Kind>> {
     let archive = match manager.get_archive(sandbox, path).await {
         Ok(archive) => archive,
         Err(e) if matches!(crate::error::find(&e), Some(Error::PathNotFound { .. })) => {
@@ -303,7 +307,7 @@ async fn probe(manager: &dyn Manager, sandbox: &Sandbox, path: &str) -> Result<O
     Ok(Some(kind))
 }
 
-fn reader_of(archive: ArchiveStream) -> impl tokio::io::AsyncRead + Send + Unpin {
+pub(crate) fn reader_of(archive: ArchiveStream) -> impl tokio::io::AsyncRead + Send + Unpin {
     StreamReader::new(archive.map_err(|e| io::Error::other(format!("{e:#}"))))
 }
 
@@ -630,7 +634,7 @@ fn count(tar: &[u8]) -> Result<Copied> {
 }
 
 /// `1.2 kB`-style sizes for the note.
-fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     match bytes {
         0..=999 => format!("{bytes} B"),
         1_000..=999_999 => format!("{:.1} kB", bytes as f64 / 1e3),

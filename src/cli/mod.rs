@@ -1,7 +1,7 @@
 //! The command line: parsing, the shared context, and the one place results become exit codes.
 
 mod completions;
-mod cp;
+pub(crate) mod cp;
 mod create;
 mod exec;
 mod input;

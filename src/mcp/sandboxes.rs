@@ -206,26 +206,49 @@ impl Core {
         tool: &str,
         cancel: &CancellationToken,
     ) -> Result<Target, Reply> {
-        if let Some(id) = sandbox_id {
-            let Some(full) = self.sandboxes.resolve(tenant, id) else {
-                return Err(match &self.options.sandbox {
-                    Some(own) if own == id => self
-                        .find_kept(own)
-                        .await
-                        .err()
-                        .unwrap_or_else(|| not_yours(id)),
-                    _ => not_yours(id),
-                });
-            };
-            return self.find_kept(&full).await.map(Target::Kept);
-        }
-        if let Some(own) = &self.options.sandbox {
-            return self.find_kept(own).await.map(Target::Kept);
+        if let Some(sandbox) = self.kept(tenant, sandbox_id).await? {
+            return Ok(Target::Kept(sandbox));
         }
         let request = self.throwaway_request(kind, tool);
         let sandbox = self.make(request, cancel).await?;
         self.sandboxes.add_throwaway(&sandbox.id);
         Ok(Target::Throwaway(sandbox))
+    }
+
+    /// The tenant's `sandbox_id`, else `--sandbox`: work that outlives a call (a job) or moves
+    /// files needs a sandbox that stays, never a throwaway one.
+    pub(super) async fn kept_sandbox(
+        &self,
+        tenant: &Tenant,
+        sandbox_id: Option<&str>,
+        tool: &str,
+    ) -> Result<Sandbox, Reply> {
+        self.kept(tenant, sandbox_id).await?.ok_or_else(|| {
+            Reply::failed(
+                "no_sandbox",
+                &format!("{tool} needs a sandbox that stays, and no sandbox_id was given."),
+                "Call sandbox_create first, then call again with the sandbox_id it returns.",
+            )
+        })
+    }
+
+    /// The sandbox `sandbox_id` names among the tenant's (or `--sandbox`'s own id), else
+    /// `--sandbox`; `None` when neither was given.
+    async fn kept(
+        &self,
+        tenant: &Tenant,
+        sandbox_id: Option<&str>,
+    ) -> Result<Option<Sandbox>, Reply> {
+        let id = match (sandbox_id, &self.options.sandbox) {
+            (Some(id), own) => match self.sandboxes.resolve(tenant, id) {
+                Some(full) => full,
+                None if own.as_deref() == Some(id) => id.to_string(),
+                None => return Err(not_yours(id)),
+            },
+            (None, Some(own)) => own.clone(),
+            (None, None) => return Ok(None),
+        };
+        self.find_kept(&id).await.map(Some)
     }
 
     /// Removes a call's throwaway sandbox; a kept one stays, marked as used.

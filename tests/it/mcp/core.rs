@@ -411,6 +411,18 @@ async fn tools_can_be_narrowed_and_calls_can_default_to_one_sandbox() {
     .await;
     let r = call(&client, "shell_executor", json!({"command": "cat /tmp/k"})).await;
     assert_eq!(text(&r).trim(), "kept", "both calls ran in --sandbox");
+    let named = call(
+        &client,
+        "shell_executor",
+        json!({"command": "cat /tmp/k", "sandbox_id": own}),
+    )
+    .await;
+    assert_eq!(
+        text(&named).trim(),
+        "kept",
+        "--sandbox named by its id: {}",
+        text(&named)
+    );
     client.cancel().await.unwrap();
     assert_eq!(
         env.containers().len(),

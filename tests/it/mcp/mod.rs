@@ -2,7 +2,9 @@
 //! HTTP, on real Docker.
 
 mod core;
+mod files;
 mod http;
+mod jobs;
 
 use std::time::Duration;
 
