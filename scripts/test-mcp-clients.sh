@@ -185,7 +185,9 @@ if [[ -z $url ]]; then
 else
   baseline=tests/mcp/conformance-expected-failures.yaml
   # Each revision's frozen requirement set (the scenarios it requires, run at its own wire
-  # version), then http-header-validation, which 2026-07-28 added after the set was frozen.
+  # version; among them tools-list and dns-rebinding-protection), then http-header-validation,
+  # which 2026-07-28 added after its set was frozen (the set runs it, but does not score it).
+  # Scenario names as `conformance list --server` prints them.
   for spec in 2025-11-25 2026-07-28; do
     log "conformance $CONFORMANCE --requirements $spec against $url"
     if ! "$conformance" server --url "$url" --requirements "$spec" \
