@@ -89,9 +89,10 @@ class Server:
         self.proc = None
         self.log = None
 
-    def client(self, token=None, **kwargs):
-        """A client; over HTTP it sends `token` (by default the server's first) as its bearer."""
-        mode = VERSIONS[self.version]
+    def client(self, token=None, mode=None, **kwargs):
+        """A client speaking this server's version (or negotiating per `mode`); over HTTP it
+        sends `token` (by default the server's first) as its bearer."""
+        mode = mode or VERSIONS[self.version]
         if self.transport == "stdio":
             params = StdioServerParameters(
                 command=ENCLAVE, args=mcp_args(self.label), env=server_env(self.state_dir))

@@ -84,6 +84,17 @@ async def test_lists_the_tools(server):
             assert "sandbox_id" not in schema.get("required", []), f"{tool.name}: {schema}"
 
 
+@pytest.mark.parametrize("version", ["2026-07-28"])
+@pytest.mark.anyio
+async def test_a_client_that_negotiates_gets_the_newest_version(server):
+    """The SDK's default `auto` mode probes `server/discover` and falls back to `initialize`:
+    enclave answers the probe, so the client ends up on 2026-07-28."""
+    async with server.client(mode="auto") as client:
+        assert client.protocol_version == "2026-07-28"
+        result = await call(client, "sandbox_list", {})
+        assert not result.is_error, text_of(result)
+
+
 @pytest.mark.anyio
 async def test_state_is_kept_across_calls_in_a_created_sandbox(server):
     async with server.client() as client:
