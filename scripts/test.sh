@@ -26,3 +26,5 @@ cargo test --locked "$@"
 ENCLAVE_AGENT=off cargo test --locked --test it "$@" -- --skip escapes::
 # ms-enclave's own Python client against `enclave server` (a venv from PyPI).
 ./scripts/test-python-client.sh
+# External MCP clients (the Python SDK, the Inspector, the conformance suite) against `enclave mcp`.
+./scripts/test-mcp-clients.sh
