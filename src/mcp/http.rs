@@ -182,11 +182,7 @@ impl Gate {
 
     /// Whether `Host` names this server: one of `hosts`, any port.
     fn host_allowed(&self, headers: &HeaderMap) -> bool {
-        let Some(authority) = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
-        else {
+        let Some(authority) = host_of(headers) else {
             return false;
         };
         let host = bare_host(authority.host()).to_ascii_lowercase();
@@ -265,16 +261,17 @@ struct RequestSummary {
 /// A rebinding page never matches, as its `Host` is the attacker's name, which `host_allowed`
 /// refused before.
 fn is_own(origin: &Origin, headers: &HeaderMap) -> bool {
-    let Some(authority) = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
-    else {
+    let Some(authority) = host_of(headers) else {
         return false;
     };
     origin.scheme == "http"
         && origin.host == bare_host(authority.host()).to_ascii_lowercase()
         && origin.port == authority.port_u16().unwrap_or(80)
+}
+
+/// The request's `Host` header, parsed.
+fn host_of(headers: &HeaderMap) -> Option<axum::http::uri::Authority> {
+    headers.get(header::HOST)?.to_str().ok()?.parse().ok()
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

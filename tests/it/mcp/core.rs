@@ -35,23 +35,7 @@ async fn both_protocol_revisions_list_the_tools_and_keep_python_state_across_cal
                 "{version:?}: {expected} missing from {names:?}"
             );
         }
-        let id = create(&client, json!({})).await;
-        let first = call(
-            &client,
-            "python_executor",
-            json!({"code": "x = 41", "sandbox_id": id}),
-        )
-        .await;
-        assert!(!is_error(&first), "{version:?}: {}", text(&first));
-        let second = call(
-            &client,
-            "python_executor",
-            json!({"code": "print(x + 1)", "sandbox_id": id}),
-        )
-        .await;
-        assert!(!is_error(&second), "{version:?}: {}", text(&second));
-        assert_eq!(text(&second).trim(), "42", "{version:?}");
-        assert_eq!(field(&second, "sandbox_id"), json!(id));
+        super::assert_python_state_kept(&client, &format!("{version:?}")).await;
         assert_eq!(
             env.containers().len(),
             1,

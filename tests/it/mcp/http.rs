@@ -168,21 +168,7 @@ async fn both_protocol_revisions_work_over_http_and_keep_python_state() {
             tools.iter().any(|t| t.name == "python_executor"),
             "{version:?}: {tools:?}"
         );
-        let id = create(&client, json!({})).await;
-        let first = call(
-            &client,
-            "python_executor",
-            json!({"code": "x = 41", "sandbox_id": id}),
-        )
-        .await;
-        assert!(!is_error(&first), "{version:?}: {}", text(&first));
-        let second = call(
-            &client,
-            "python_executor",
-            json!({"code": "print(x + 1)", "sandbox_id": id}),
-        )
-        .await;
-        assert_eq!(text(&second).trim(), "42", "{version:?}");
+        let id = super::assert_python_state_kept(&client, &format!("{version:?}")).await;
         let removed = call(&client, "sandbox_remove", json!({"sandbox_id": id})).await;
         assert!(!is_error(&removed), "{version:?}: {}", text(&removed));
         client.cancel().await.expect("close the client");

@@ -123,3 +123,30 @@ pub(crate) async fn create(client: &Client, args: Value) -> String {
     let id = field(&result, "sandbox_id");
     id.as_str().expect("sandbox_id").to_string()
 }
+
+/// `x = 41` then `print(x + 1)` in a new sandbox: the second call sees the first's variable.
+/// Returns the sandbox's id.
+pub(crate) async fn assert_python_state_kept(client: &Client, what: &str) -> String {
+    let id = create(client, serde_json::json!({})).await;
+    let first = call(
+        client,
+        "python_executor",
+        serde_json::json!({"code": "x = 41", "sandbox_id": id}),
+    )
+    .await;
+    assert!(!is_error(&first), "{what}: {}", text(&first));
+    let second = call(
+        client,
+        "python_executor",
+        serde_json::json!({"code": "print(x + 1)", "sandbox_id": id}),
+    )
+    .await;
+    assert!(!is_error(&second), "{what}: {}", text(&second));
+    assert_eq!(text(&second).trim(), "42", "{what}");
+    assert_eq!(
+        field(&second, "sandbox_id"),
+        serde_json::json!(id),
+        "{what}"
+    );
+    id
+}
