@@ -197,13 +197,21 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__create)
-            opts="-e -p -w -q -v -h -V --type --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --base-url --volcengine-api-key --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-e -p -w -q -v -h -V --type --backend --namespace --dry-run --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --base-url --volcengine-api-key --json --color --quiet --verbose --server --api-key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -52,6 +52,9 @@ complete -c enclave -n "__fish_enclave_needs_command" -f -a "mcp" -d 'Serve sand
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l type -d 'Sandbox type: docker; docker_notebook (a Jupyter kernel for notebook_executor; default image enclave-notebook:1, built when missing); or volcengine (a SandboxFusion service\'s run_code API) [default: docker]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l backend -d 'Where the sandbox runs: docker (the engine at DOCKER_HOST) or kubernetes (a Pod; so far only with --dry-run)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l namespace -d 'The Kubernetes namespace of the Pod' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l image -d 'Image to run [default: python:3.11-slim]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l tool -d 'Enable a tool (repeatable), e.g. python_executor' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l memory -d 'Memory limit, e.g. 512m or 2g (0 = unlimited) [default: 4g]' -r
@@ -71,6 +74,7 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l dry-run -d 'Print the manifests a create would send (a JSON List), and create nothing'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l no-network -d 'No network at all'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l json -d 'Print results as JSON on stdout (errors too)'

@@ -26,5 +26,7 @@ cargo test --locked "$@"
 ENCLAVE_AGENT=off cargo test --locked --test it "$@" -- --skip escapes::
 # ms-enclave's own Python client against `enclave server` (a venv from PyPI).
 ./scripts/test-python-client.sh
+# The kubernetes backend's Pod manifests against the API's schemas, offline (1.33 and 1.37).
+./scripts/validate-k8s-manifests.sh
 # External MCP clients (the Python SDK, the Inspector, the conformance suite) against `enclave mcp`.
 ./scripts/test-mcp-clients.sh

@@ -8,9 +8,14 @@ use clap::Args;
 use super::sandbox_args::SandboxArgs;
 use super::volcengine_args::VolcengineArgs;
 use super::Ctx;
+use chrono::Utc;
+
+use crate::backend::kubernetes::{manifests, PodPlan};
+use crate::error::Error;
 use crate::manager::CreateRequest;
-use crate::model::{DockerSandboxConfig, SandboxType};
+use crate::model::{new_sandbox_id, DockerSandboxConfig, SandboxType};
 use crate::output::{PullProgress, Spinner};
+use crate::state::StateStore;
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
@@ -19,13 +24,33 @@ pub(crate) struct CreateArgs {
     /// API) [default: docker]
     #[arg(long = "type", value_name = "TYPE", value_parser = parse_sandbox_type)]
     pub(crate) sandbox_type: Option<SandboxType>,
+    /// Where the sandbox runs: docker (the engine at DOCKER_HOST) or kubernetes (a Pod; so far
+    /// only with --dry-run)
+    #[arg(long, value_enum, default_value_t = BackendChoice::Docker)]
+    pub(crate) backend: BackendChoice,
+    /// The Kubernetes namespace of the Pod
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub(crate) namespace: String,
+    /// Print the manifests a create would send (a JSON List), and create nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     #[command(flatten)]
     pub(crate) sandbox: SandboxArgs,
     #[command(flatten)]
     pub(crate) volcengine: VolcengineArgs,
 }
 
+/// Where `create` makes the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BackendChoice {
+    Docker,
+    Kubernetes,
+}
+
 pub(crate) async fn run(args: CreateArgs, ctx: &Ctx) -> Result<u8> {
+    if args.backend == BackendChoice::Kubernetes || args.dry_run {
+        return print_kubernetes_manifests(&args, ctx).await;
+    }
     let sandbox_type = args.sandbox_type.unwrap_or(SandboxType::Docker);
     let (config, volcengine) = if sandbox_type == SandboxType::Volcengine {
         let volcengine = args.volcengine.to_config(&args.sandbox)?;
@@ -73,6 +98,61 @@ pub(crate) async fn run(args: CreateArgs, ctx: &Ctx) -> Result<u8> {
     } else {
         ctx.output.line(&info.id).await?;
     }
+    Ok(0)
+}
+
+/// `--backend kubernetes --dry-run`: the Pod (and NetworkPolicy) a create would send, as one
+/// JSON `List` that `kubectl apply -f -` takes.
+async fn print_kubernetes_manifests(args: &CreateArgs, ctx: &Ctx) -> Result<u8> {
+    if args.backend != BackendChoice::Kubernetes {
+        return Err(Error::Usage(
+            "--dry-run prints the Kubernetes manifests of a sandbox: add --backend kubernetes"
+                .into(),
+        )
+        .into());
+    }
+    if !args.dry_run {
+        return Err(Error::Usage(
+            "the kubernetes backend cannot create Pods yet, only print them: add --dry-run \
+             (and apply its output with kubectl if you like)"
+                .into(),
+        )
+        .into());
+    }
+    let sandbox_type = args.sandbox_type.unwrap_or(SandboxType::Docker);
+    if sandbox_type != SandboxType::Docker {
+        return Err(Error::Usage(format!(
+            "--type {}: the kubernetes backend makes `docker`-type sandboxes only, so far",
+            sandbox_type.as_str()
+        ))
+        .into());
+    }
+    args.volcengine.check_unused(sandbox_type)?;
+    let config = args.sandbox.to_config()?;
+    let labels: Vec<(String, String)> = config
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let id = new_sandbox_id();
+    let owner = StateStore::from_env()?.owner();
+    let tools = config.tool_names();
+    let plan = PodPlan {
+        id: &id,
+        namespace: &args.namespace,
+        sandbox_type,
+        config: &config,
+        tools: &tools,
+        created: Utc::now(),
+        owner: &owner,
+        extra_labels: &labels,
+        ttl: None,
+    };
+    let items = manifests(&plan).map_err(Error::InvalidConfig)?;
+    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
+    ctx.output
+        .line(&serde_json::to_string_pretty(&list)?)
+        .await?;
     Ok(0)
 }
 

@@ -9,6 +9,7 @@ mod common;
 mod cp;
 mod edges;
 mod escapes;
+mod kubernetes;
 mod lifecycle;
 mod mcp;
 mod messages;
