@@ -9,15 +9,16 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio_util::io::SyncIoBridge;
 
 use super::{parse_sandbox_id, Ctx};
 use crate::error::Error;
-use crate::manager::Manager;
-use crate::model::{ArchiveStream, Sandbox};
+use crate::manager::files::{probe, reader_of, split_sandbox_path, Kind};
+use crate::model::ArchiveStream;
+use crate::output::human_size;
 
 #[derive(Debug, Args)]
 pub(crate) struct CpArgs {
@@ -67,14 +68,6 @@ impl Side {
     }
 }
 
-/// What there is at a path (a sandbox's or ours).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Dir,
-    /// A file, a symlink, anything else that is not a directory.
-    Other,
-}
-
 /// `cp --json`: what was copied where.
 #[derive(Debug, Default, Serialize)]
 struct Copied {
@@ -108,7 +101,7 @@ pub(crate) async fn run(args: CpArgs, ctx: &Ctx) -> Result<u8> {
             "copied {} to {} ({})",
             copied.source,
             copied.destination,
-            size(copied.bytes)
+            human_size(copied.bytes)
         ));
     }
     Ok(0)
@@ -265,50 +258,6 @@ fn place_in(
             name: Some(dest_name),
         }),
     }
-}
-
-/// `/a/b/c` → (`/a/b`, `c`); a trailing `/` is ignored.
-pub(crate) fn split_sandbox_path(path: &str) -> (String, String) {
-    let trimmed = path.trim_end_matches('/');
-    match trimmed.rsplit_once('/') {
-        Some(("", name)) => ("/".into(), name.into()),
-        Some((parent, name)) => (parent.into(), name.into()),
-        None => ("/".into(), trimmed.into()),
-    }
-}
-
-/// What is at `path` in the sandbox, from the first entry of its archive (the rest is never
-/// read).
-pub(crate) async fn probe(
-    manager: &dyn Manager,
-    sandbox: &Sandbox,
-    path: &str,
-) -> Result<Option<Kind>> {
-    let archive = match manager.get_archive(sandbox, path).await {
-        Ok(archive) => archive,
-        Err(e) if matches!(crate::error::find(&e), Some(Error::PathNotFound { .. })) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
-    let reader = SyncIoBridge::new(reader_of(archive));
-    let kind = tokio::task::spawn_blocking(move || -> Result<Kind> {
-        let mut archive = tar::Archive::new(reader);
-        let first = archive.entries()?.next().context("an empty archive")??;
-        Ok(if first.header().entry_type().is_dir() {
-            Kind::Dir
-        } else {
-            Kind::Other
-        })
-    })
-    .await
-    .context("looking at the destination")?
-    .with_context(|| format!("looking at `{path}` in the sandbox"))?;
-    Ok(Some(kind))
-}
-
-pub(crate) fn reader_of(archive: ArchiveStream) -> impl tokio::io::AsyncRead + Send + Unpin {
-    StreamReader::new(archive.map_err(|e| io::Error::other(format!("{e:#}"))))
 }
 
 /// A sandbox path to a local path, or to stdout as a tar stream.
@@ -633,16 +582,6 @@ fn count(tar: &[u8]) -> Result<Copied> {
     Ok(copied)
 }
 
-/// `1.2 kB`-style sizes for the note.
-pub(crate) fn size(bytes: u64) -> String {
-    match bytes {
-        0..=999 => format!("{bytes} B"),
-        1_000..=999_999 => format!("{:.1} kB", bytes as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1} MB", bytes as f64 / 1e6),
-        _ => format!("{:.1} GB", bytes as f64 / 1e9),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -801,8 +740,8 @@ mod tests {
 
     #[test]
     fn sizes_read_well() {
-        assert_eq!(size(12), "12 B");
-        assert_eq!(size(2048), "2.0 kB");
-        assert_eq!(size(3_500_000), "3.5 MB");
+        assert_eq!(human_size(12), "12 B");
+        assert_eq!(human_size(2048), "2.0 kB");
+        assert_eq!(human_size(3_500_000), "3.5 MB");
     }
 }

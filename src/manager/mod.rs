@@ -3,6 +3,7 @@
 //! of `model/`, so an implementation needs nothing of another's.
 
 mod agents;
+pub(crate) mod files;
 mod local;
 mod remote;
 

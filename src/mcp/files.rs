@@ -22,9 +22,10 @@ use super::args::Args;
 use super::jobs::in_sandbox;
 use super::reply::{Link, Reply};
 use super::{Core, Tenant};
-use crate::cli::cp::{probe, reader_of, size, split_sandbox_path, Kind};
 use crate::error::Error;
+use crate::manager::files::{probe, reader_of, split_sandbox_path, Kind};
 use crate::model::{ArchiveStream, Sandbox};
+use crate::output::human_size;
 
 /// The largest file either tool copies (both hold it in memory on the way).
 const MAX_BYTES: u64 = 100 * 1024 * 1024;
@@ -133,7 +134,7 @@ impl Core {
         Reply::ok(
             format!(
                 "Copied {shown} ({}) to {written} in sandbox {}.",
-                size(bytes),
+                human_size(bytes),
                 sandbox.id
             ),
             json!({
@@ -201,7 +202,7 @@ impl Core {
                 "Copied {path} from sandbox {} to {} on this machine ({}).",
                 sandbox.id,
                 written.display(),
-                size(bytes)
+                human_size(bytes)
             ),
             json!({
                 "sandbox_id": sandbox.id,
@@ -383,8 +384,8 @@ fn too_large(what: &str, bytes: u64) -> Refusal {
         "too_large",
         format!(
             "{what} is {}, over the {} limit of a file transfer.",
-            size(bytes),
-            size(MAX_BYTES)
+            human_size(bytes),
+            human_size(MAX_BYTES)
         ),
         "Compress it or split it (e.g. with `split -b 50M` in shell_executor) and copy the \
          parts.",
