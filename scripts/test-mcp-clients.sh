@@ -13,6 +13,7 @@
 # scripts/ensure-docker.sh provides; checks at the end that no container was left behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/make-venv.sh
 
 # Pinned, with every dependency, in tests/mcp/requirements.txt (pip) and tests/mcp/npm (npm's
 # package.json and package-lock.json); the newest releases on PyPI and npm on 2026-11-30:
@@ -32,18 +33,7 @@ venv=target/mcp-venv
 want=$(stamp tests/mcp/requirements.txt)
 if [[ $(cat "$venv/.stamp" 2>/dev/null) != "$want" ]]; then
   log "making $venv from tests/mcp/requirements.txt"
-  rm -rf "$venv"
-  if ! python3 -m venv "$venv" 2>/dev/null; then
-    # Debian keeps venv in its own package.
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-      apt-get install -y -qq python3-venv >/dev/null
-      rm -rf "$venv"
-      python3 -m venv "$venv"
-    else
-      echo "python3 cannot make a venv: install python3-venv" >&2
-      exit 1
-    fi
-  fi
+  make_venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/mcp/requirements.txt
   printf '%s\n' "$want" > "$venv/.stamp"
 fi

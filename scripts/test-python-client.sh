@@ -5,22 +5,14 @@
 # Needs the Docker engine and test image that scripts/ensure-docker.sh provides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/make-venv.sh
 
 venv=target/pyvenv
 image=${ENCLAVE_TEST_IMAGE:-enclave-test-python:bookworm}
 notebook_image=${ENCLAVE_TEST_NOTEBOOK_IMAGE:-enclave-test-notebook:1}
 if [[ ! -x $venv/bin/pytest ]] || ! "$venv/bin/python" -c 'import ms_enclave' 2>/dev/null; then
   echo "==> making $venv with ms-enclave 0.0.8 and pytest" >&2
-  if ! python3 -m venv "$venv" 2>/dev/null; then
-    # Debian keeps venv in its own package.
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-      apt-get install -y -qq python3-venv >/dev/null
-      python3 -m venv "$venv"
-    else
-      echo "python3 cannot make a venv: install python3-venv" >&2
-      exit 1
-    fi
-  fi
+  make_venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'ms-enclave[docker]==0.0.8' 'pytest>=8'
 fi
 

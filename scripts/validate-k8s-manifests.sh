@@ -5,23 +5,14 @@
 # No cluster is needed. The venv is kept in target/k8s-venv and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/make-venv.sh
 
 # Pinned: the newest release on PyPI on 2026-11-30; it carries the schemas of 1.12 to 1.37.
 pin=kubernetes-validate==1.37.0
 venv=target/k8s-venv
 if [[ $(cat "$venv/.stamp" 2>/dev/null) != "$pin" ]]; then
   echo "==> making $venv with $pin" >&2
-  rm -rf "$venv"
-  if ! python3 -m venv "$venv" 2>/dev/null; then
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-      apt-get install -y -qq python3-venv >/dev/null
-      rm -rf "$venv"
-      python3 -m venv "$venv"
-    else
-      echo "python3 cannot make a venv: install python3-venv" >&2
-      exit 1
-    fi
-  fi
+  make_venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "$pin"
   printf '%s\n' "$pin" > "$venv/.stamp"
 fi
