@@ -281,8 +281,8 @@ impl Core {
         spec.cancel = job.kill.clone();
         let manager = self.manager.clone();
         let running = job.clone();
+        // The exec records the start as a use; the ticks keep a long job's sandbox in use.
         tokio::spawn(async move {
-            let _ = manager.touch(&sandbox).await;
             let mut sink = JobSink(running.clone());
             let exec = manager.exec(&sandbox, spec, &mut sink);
             tokio::pin!(exec);

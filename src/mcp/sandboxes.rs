@@ -251,13 +251,11 @@ impl Core {
         self.find_kept(&id).await.map(Some)
     }
 
-    /// Removes a call's throwaway sandbox; a kept one stays, marked as used.
+    /// Removes a call's throwaway sandbox; a kept one stays (its use was recorded when the call
+    /// reached it).
     pub(super) async fn release(&self, target: Target) {
-        match target {
-            Target::Kept(sandbox) => {
-                let _ = self.manager.touch(&sandbox).await;
-            }
-            Target::Throwaway(sandbox) => self.discard(&sandbox.id).await,
+        if let Target::Throwaway(sandbox) = target {
+            self.discard(&sandbox.id).await;
         }
     }
 

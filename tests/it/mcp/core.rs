@@ -448,7 +448,7 @@ async fn stdin_closing_removes_a_throwaway_sandbox_mid_call() {
         writeln!(stdin, "{m}").unwrap();
     }
     crate::common::poll_until("the throwaway sandbox runs", 30, || {
-        has_process_anywhere(&env, "sleep 313")
+        has_process(&env, "sleep 313")
     });
     drop(stdin);
     let out = crate::common::wait_within(child, 30, "enclave mcp after stdin closed");
@@ -520,23 +520,12 @@ impl rmcp::ClientHandler for Progress {
     }
 }
 
-/// Whether a process whose command line holds `needle` runs in any of this test's containers.
+/// Whether a process whose command line starts with `needle` runs in any of this test's
+/// containers.
 fn has_process(env: &TestEnv, needle: &str) -> bool {
-    has_process_anywhere(env, needle)
-}
-
-fn has_process_anywhere(env: &TestEnv, needle: &str) -> bool {
-    let script = format!(
-        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done | grep -c '^{needle}' || true"
-    );
-    env.containers().iter().any(|c| {
-        let out = crate::common::docker(&["exec", c, "sh", "-c", &script]);
-        crate::common::stdout(&out)
-            .trim()
-            .parse::<u32>()
-            .unwrap_or(0)
-            > 0
-    })
+    env.containers()
+        .iter()
+        .any(|c| super::processes(c).lines().any(|l| l.starts_with(needle)))
 }
 
 fn assert_no_process(env: &TestEnv, needle: &str) {
@@ -624,7 +613,7 @@ fn the_parents_death_removes_a_throwaway_sandbox_mid_call_even_with_stdin_open()
         writeln!(stdin, "{m}").unwrap();
     }
     crate::common::poll_until("the throwaway sandbox runs", 30, || {
-        has_process_anywhere(&env, "sleep 314")
+        has_process(&env, "sleep 314")
     });
     parent.kill().unwrap();
     parent.wait().unwrap();

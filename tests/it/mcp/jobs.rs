@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::{call, connect, create, field, is_error, text, Client, Version};
-use crate::common::{docker, TestEnv};
+use crate::common::TestEnv;
 
 async fn start(client: &Client, sandbox_id: &str, command: &str) -> String {
     let started = call(
@@ -46,18 +46,6 @@ async fn read_until(
         assert!(Instant::now() < deadline, "gave up; read so far: {all:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// The command lines of the processes running in `container`.
-fn processes(container: &str) -> String {
-    let out = docker(&[
-        "exec",
-        container,
-        "sh",
-        "-c",
-        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
-    ]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test]
@@ -165,7 +153,7 @@ async fn job_kill_kills_every_process_the_job_started() {
     let job = start(&client, &id, "sleep 1234 & echo started; sleep 1235").await;
     read_until(&client, &job, 1.0, |all, _| all.contains("started")).await;
     crate::common::poll_until("the job's processes", 20, || {
-        let ps = processes(&container);
+        let ps = super::processes(&container);
         ps.contains("sleep 1234") && ps.contains("sleep 1235")
     });
     let killed = call(&client, "job_kill", json!({"job_id": job})).await;
@@ -173,7 +161,7 @@ async fn job_kill_kills_every_process_the_job_started() {
     assert_eq!(field(&killed, "running"), json!(false));
     assert_eq!(field(&killed, "status"), json!("killed"));
     assert!(text(&killed).contains("killed"), "{}", text(&killed));
-    let ps = processes(&container);
+    let ps = super::processes(&container);
     assert!(
         !ps.contains("sleep 1234") && !ps.contains("sleep 1235"),
         "left running after job_kill:\n{ps}"
@@ -237,11 +225,11 @@ async fn jobs_are_killed_when_the_server_exits_even_in_sandboxes_it_keeps() {
     let container = env.containers().pop().expect("the sandbox's container");
     start(&client, &id, "sleep 1236").await;
     crate::common::poll_until("the job's process", 20, || {
-        processes(&container).contains("sleep 1236")
+        super::processes(&container).contains("sleep 1236")
     });
     client.cancel().await.expect("close");
     crate::common::poll_until("the job killed at exit", 30, || {
-        !processes(&container).contains("sleep 1236")
+        !super::processes(&container).contains("sleep 1236")
     });
     assert_eq!(env.containers(), [container], "--keep keeps the sandbox");
 }

@@ -150,3 +150,15 @@ pub(crate) async fn assert_python_state_kept(client: &Client, what: &str) -> Str
     );
     id
 }
+
+/// The command lines of the processes running in `container`, one a line.
+pub(crate) fn processes(container: &str) -> String {
+    let out = crate::common::docker(&[
+        "exec",
+        container,
+        "sh",
+        "-c",
+        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done",
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
