@@ -54,3 +54,14 @@ PY
   checked=$((checked + 1))
 done
 echo "==> $checked kubernetes dry-run manifests valid (kubernetes-validate --strict, 1.33.0 and 1.37.0)" >&2
+
+# The RBAC and server examples of docs/kubernetes.md, checked the same way.
+for file in deploy/kubernetes/*.yaml; do
+  for version in 1.33.0 1.37.0; do
+    if ! "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$file"; then
+      echo "FAIL: $file at Kubernetes $version" >&2
+      exit 1
+    fi
+  done
+done
+echo "==> $(ls deploy/kubernetes/*.yaml | wc -l) deploy/kubernetes examples valid at 1.33.0 and 1.37.0" >&2

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::sandbox_args::SandboxArgs;
 use super::volcengine_args::VolcengineArgs;
-use super::Ctx;
+use super::{BackendChoice, Ctx};
 use chrono::Utc;
 
 use crate::backend::kubernetes::{manifests, PodPlan};
@@ -24,14 +24,8 @@ pub(crate) struct CreateArgs {
     /// API) [default: docker]
     #[arg(long = "type", value_name = "TYPE", value_parser = parse_sandbox_type)]
     pub(crate) sandbox_type: Option<SandboxType>,
-    /// Where the sandbox runs: docker (the engine at DOCKER_HOST) or kubernetes (a Pod; so far
-    /// only with --dry-run)
-    #[arg(long, value_enum, default_value_t = BackendChoice::Docker)]
-    pub(crate) backend: BackendChoice,
-    /// The Kubernetes namespace of the Pod
-    #[arg(long, value_name = "NS", default_value = "default")]
-    pub(crate) namespace: String,
-    /// Print the manifests a create would send (a JSON List), and create nothing
+    /// With --backend kubernetes: print the manifests a create would send (a JSON List), and
+    /// create nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
     #[command(flatten)]
@@ -40,15 +34,8 @@ pub(crate) struct CreateArgs {
     pub(crate) volcengine: VolcengineArgs,
 }
 
-/// Where `create` makes the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum BackendChoice {
-    Docker,
-    Kubernetes,
-}
-
 pub(crate) async fn run(args: CreateArgs, ctx: &Ctx) -> Result<u8> {
-    if args.backend == BackendChoice::Kubernetes || args.dry_run {
+    if args.dry_run {
         return print_kubernetes_manifests(&args, ctx).await;
     }
     let sandbox_type = args.sandbox_type.unwrap_or(SandboxType::Docker);
@@ -104,17 +91,9 @@ pub(crate) async fn run(args: CreateArgs, ctx: &Ctx) -> Result<u8> {
 /// `--backend kubernetes --dry-run`: the Pod (and NetworkPolicy) a create would send, as one
 /// JSON `List` that `kubectl apply -f -` takes.
 async fn print_kubernetes_manifests(args: &CreateArgs, ctx: &Ctx) -> Result<u8> {
-    if args.backend != BackendChoice::Kubernetes {
+    if ctx.backend != BackendChoice::Kubernetes {
         return Err(Error::Usage(
             "--dry-run prints the Kubernetes manifests of a sandbox: add --backend kubernetes"
-                .into(),
-        )
-        .into());
-    }
-    if !args.dry_run {
-        return Err(Error::Usage(
-            "the kubernetes backend cannot create Pods yet, only print them: add --dry-run \
-             (and apply its output with kubectl if you like)"
                 .into(),
         )
         .into());
@@ -139,7 +118,8 @@ async fn print_kubernetes_manifests(args: &CreateArgs, ctx: &Ctx) -> Result<u8> 
     let tools = config.tool_names();
     let plan = PodPlan {
         id: &id,
-        namespace: &args.namespace,
+        // Offline: the context's namespace is not looked up.
+        namespace: ctx.namespace.as_deref().unwrap_or("default"),
         sandbox_type,
         config: &config,
         tools: &tools,

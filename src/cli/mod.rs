@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::DockerEngine;
 use crate::error::{self, exit_code, Error, Signal};
-use crate::manager::{LocalManager, Manager, RemoteManager};
+use crate::manager::{KubeManager, LocalManager, Manager, RemoteManager};
 use crate::model::Location;
 use crate::output::{ColorChoice, Output};
 use crate::state::StateStore;
@@ -71,6 +71,23 @@ pub(crate) struct GlobalArgs {
     /// The server's API key
     #[arg(long, global = true, help_heading = GLOBAL, env = "ENCLAVE_API_KEY", value_name = "KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or
+    /// kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)
+    #[arg(long, global = true, help_heading = GLOBAL, env = "ENCLAVE_BACKEND", value_enum, default_value_t = BackendChoice::Docker, value_name = "BACKEND")]
+    pub backend: BackendChoice,
+    /// kubernetes: the namespace of new Pods and of `ls` [default: the context's]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "ENCLAVE_K8S_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// kubernetes: the kubeconfig context [default: the current one]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "ENCLAVE_K8S_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// Where new sandboxes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BackendChoice {
+    Docker,
+    Kubernetes,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,15 +157,23 @@ pub(crate) struct Ctx {
     /// `--server`: every command goes there.
     server: Option<String>,
     api_key: Option<String>,
+    /// `--backend`, `--namespace`, `--context`: where new sandboxes go without `--server`.
+    pub(crate) backend: BackendChoice,
+    pub(crate) namespace: Option<String>,
+    pub(crate) context: Option<String>,
 }
 
 impl Ctx {
     /// Where new sandboxes go and which are listed: `--server`'s, else the local engine's.
     pub(crate) async fn manager(&self) -> Result<Box<dyn Manager>> {
         let state = StateStore::from_env()?;
-        match &self.server {
-            Some(url) => self.remote(url, state),
-            None => self.local(state).await,
+        match (&self.server, self.backend) {
+            (Some(url), _) => self.remote(url, state),
+            (None, BackendChoice::Kubernetes) => {
+                self.kubernetes(self.context.as_deref(), self.namespace.as_deref(), state)
+                    .await
+            }
+            (None, BackendChoice::Docker) => self.local(state).await,
         }
     }
 
@@ -184,7 +209,38 @@ impl Ctx {
         match location {
             Location::Server { url } => self.remote(url, state),
             Location::Docker => self.local(state).await,
+            Location::Kubernetes { context, namespace } => {
+                self.kubernetes(context.as_deref(), Some(namespace), state)
+                    .await
+            }
         }
+    }
+
+    async fn kubernetes(
+        &self,
+        context: Option<&str>,
+        namespace: Option<&str>,
+        state: StateStore,
+    ) -> Result<Box<dyn Manager>> {
+        let output = self.output;
+        let manager = self
+            .until_signal(KubeManager::connect(context, namespace, state))
+            .await?
+            .with_notes(Arc::new(move |n| {
+                if output.verbose {
+                    output.note(n);
+                }
+            }));
+        if self.output.verbose {
+            let cluster = manager.cluster();
+            self.output.note(&format!(
+                "kubernetes: {} (context {}), namespace {}",
+                cluster.address(),
+                cluster.context().unwrap_or("in-cluster"),
+                manager.namespace()
+            ));
+        }
+        Ok(Box::new(manager))
     }
 
     fn remote(&self, url: &str, state: StateStore) -> Result<Box<dyn Manager>> {
@@ -289,6 +345,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
         // An empty variable (`ENCLAVE_SERVER=`) means no server, as unset.
         server: g.server.clone().filter(|s| !s.trim().is_empty()),
         api_key: g.api_key.clone(),
+        backend: g.backend,
+        namespace: g.namespace.clone().filter(|n| !n.trim().is_empty()),
+        context: g.context.clone().filter(|c| !c.trim().is_empty()),
     };
     let result = runtime.block_on(async {
         let abandon = watch_signals(&ctx, !cli.command.reads_interrupts())?;

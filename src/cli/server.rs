@@ -12,10 +12,10 @@ use axum::http::HeaderValue;
 use clap::Args;
 use serde_json::json;
 
-use super::Ctx;
+use super::{BackendChoice, Ctx};
 use crate::backend::DockerEngine;
 use crate::error::Error;
-use crate::manager::LocalManager;
+use crate::manager::{KubeManager, LocalManager, Manager};
 use crate::model::{parse_memory_limit, MAX_TIMEOUT_SECS};
 use crate::server::http::{self, ApiKey, Keys, LogFormat, Logger, Settings, DEFAULT_TENANT};
 use crate::server::service::{Caller, Policy, Service, ServiceOptions};
@@ -288,6 +288,42 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// What the server's sandboxes live in: the local engine, or with `--backend kubernetes` Pods in
+/// the cluster (the service account's when the server runs in one). Either must answer now,
+/// not at the first request.
+async fn serving_manager(
+    ctx: &Ctx,
+    state: StateStore,
+    logger: Logger,
+) -> Result<Arc<dyn Manager>> {
+    if ctx.backend == BackendChoice::Kubernetes {
+        let manager = ctx
+            .until_signal(KubeManager::connect(
+                ctx.context.as_deref(),
+                ctx.namespace.as_deref(),
+                state,
+            ))
+            .await?
+            .with_notes(Arc::new(move |n| logger.note("info", n)));
+        let version = ctx.until_signal(manager.cluster().version()).await?;
+        logger.note(
+            "info",
+            &format!(
+                "sandboxes are Pods: kubernetes {version} at {}, namespace {}",
+                manager.cluster().address(),
+                manager.namespace()
+            ),
+        );
+        return Ok(Arc::new(manager));
+    }
+    let engine = DockerEngine::connect()?;
+    ctx.until_signal(engine.ready()).await?;
+    let manager = LocalManager::new(engine, state)
+        .with_warnings(Arc::new(move |w| logger.note("warning", w)))
+        .with_notes(Arc::new(move |n| logger.note("info", n)));
+    Ok(Arc::new(manager))
+}
+
 fn url_of(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
@@ -308,14 +344,9 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Ctx) -> Result<u8> {
     let dir = args.state_dir()?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the server's state directory {}", dir.display()))?;
-    let engine = DockerEngine::connect()?;
-    // A server that cannot reach its engine says so now, not at its first request.
-    ctx.until_signal(engine.ready()).await?;
-    let manager = LocalManager::new(engine, StateStore::at(&dir))
-        .with_warnings(Arc::new(move |w| logger.note("warning", w)))
-        .with_notes(Arc::new(move |n| logger.note("info", n)));
+    let manager = serving_manager(ctx, StateStore::at(&dir), logger).await?;
     let service = ctx
-        .until_signal(Service::start(Arc::new(manager), args.options()))
+        .until_signal(Service::start(manager, args.options()))
         .await?;
     let listener = tokio::net::TcpListener::bind(addrs.as_slice())
         .await

@@ -5,7 +5,7 @@ mod expiry;
 mod notebooks;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::agents::{self, Connections};
-use super::{CreateRequest, Health, Manager, ToolCall};
+use super::{tool_call, CreateRequest, Health, Manager, ToolCall};
 use crate::backend::agent::{self as agent_backend, AgentSandbox};
 use crate::backend::docker::{
     AgentAccess, AgentChoice, ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
@@ -24,17 +24,14 @@ use crate::backend::docker::{
 use crate::backend::{Backend, DockerEngine};
 use crate::error::Error;
 use crate::model::{
-    new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, ExecutionStatus, ExitCause,
+    new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, ExitCause,
     Location, OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus,
     SandboxType, ToolResult,
 };
 use crate::session::{self, Session, SessionOptions};
 use crate::state::{AgentSocket, Corrupt, SandboxRecord, StateStore};
-use crate::tools::{self, ToolContext, ToolSet};
+use crate::tools::ToolSet;
 use crate::volcengine::{self, Volcengine};
-
-/// How long a tool that was told to stop may take to return before we stop waiting for it.
-const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// Where notes for the user go (the CLI prints them on stderr; the server will log them).
 pub(super) type Warn = Arc<dyn Fn(&str) + Send + Sync>;
@@ -580,6 +577,8 @@ impl Manager for LocalManager {
         }
         // Fast path: an exact id in the state file needs no container listing.
         let mut records = self.records().await?;
+        // Only this engine's: a sandbox on a server or a cluster has its own manager.
+        records.retain(|_, r| r.location == Location::Docker);
         if let Some(record) = records.shift_remove(id_or_prefix) {
             if let Some(sandbox) = self.answering(&record).await {
                 return Ok(sandbox);
@@ -726,23 +725,9 @@ impl Manager for LocalManager {
             return self.volcengine.execute_tool(config, call).await;
         }
         let backend = self.live(sandbox).await?;
-        let set = ToolSet::from_config(&sandbox.config.tools_config, sandbox.sandbox_type)
-            .map_err(Error::InvalidConfig)?;
-        let enabled = set.get(&call.tool).ok_or_else(|| Error::ToolUnavailable {
-            sandbox: sandbox.id.clone(),
-            tool: call.tool.clone(),
-            available: set.names(),
-        })?;
-        tools::validate_args(&enabled.tool.parameters(), &call.args).map_err(|message| {
-            Error::InvalidToolArgs {
-                tool: call.tool.clone(),
-                message,
-            }
-        })?;
-        let stop = call.cancel.child_token();
         // Only the notebook tool needs the kernel; a sandbox whose gateway cannot be found
         // gets the tool's own "no kernel" result.
-        let notebook = if enabled.tool.key() == "notebook_executor" {
+        let kernel = async {
             match self.kernel_of(sandbox).await {
                 Ok(kernel) => Some(kernel),
                 Err(e) => {
@@ -750,32 +735,8 @@ impl Manager for LocalManager {
                     None
                 }
             }
-        } else {
-            None
         };
-        let ctx = ToolContext {
-            backend: backend.as_ref(),
-            working_dir: &sandbox.config.working_dir,
-            cancel: stop.clone(),
-            notebook,
-        };
-        let started = Instant::now();
-        let execute = enabled
-            .tool
-            .execute(&ctx, &enabled.name, &call.args, &enabled.options);
-        let (result, expired) = until_deadline(execute, call.deadline, &stop).await;
-        let mut result = result.unwrap_or_else(|| {
-            let mut r = ToolResult::failure(&enabled.name, tools::CANCELLED);
-            r.status = ExecutionStatus::Cancelled;
-            r
-        });
-        if expired && result.status == ExecutionStatus::Cancelled {
-            let secs = call.deadline.map_or(0.0, |d| d.as_secs_f64());
-            result.status = ExecutionStatus::Timeout;
-            result.error = Some(format!("Tool call timed out after {secs} seconds"));
-        }
-        result.execution_time = Some(started.elapsed().as_secs_f64());
-        Ok(result)
+        tool_call::execute(backend.as_ref(), sandbox, call, kernel).await
     }
 
     async fn touch(&self, sandbox: &Sandbox) -> Result<()> {
@@ -797,30 +758,6 @@ impl Manager for LocalManager {
         }
         let backend = self.live(sandbox).await?;
         session::python::open(backend, &sandbox.id, options).await
-    }
-}
-
-/// Runs `call` until it ends; at `deadline` cancels `stop` and waits a grace period for it to
-/// wind down. The result (`None` if it never returned) and whether the deadline passed.
-async fn until_deadline<F: std::future::Future<Output = ToolResult>>(
-    call: F,
-    deadline: Option<Duration>,
-    stop: &CancellationToken,
-) -> (Option<ToolResult>, bool) {
-    tokio::pin!(call);
-    let expired = async {
-        match deadline.and_then(|d| tokio::time::Instant::now().checked_add(d)) {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        result = &mut call => (Some(result), false),
-        () = expired => {
-            stop.cancel();
-            (tokio::time::timeout(STOP_GRACE, call).await.ok(), true)
-        }
-        () = stop.cancelled() => (tokio::time::timeout(STOP_GRACE, call).await.ok(), false),
     }
 }
 

@@ -4,8 +4,10 @@
 
 mod agents;
 pub(crate) mod files;
+mod kubernetes;
 mod local;
 mod remote;
+mod tool_call;
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+pub use kubernetes::KubeManager;
 pub use local::LocalManager;
 pub use remote::RemoteManager;
 

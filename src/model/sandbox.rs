@@ -77,6 +77,13 @@ pub enum Location {
     Docker,
     /// An `enclave server` (or ms-enclave server) at this URL.
     Server { url: String },
+    /// A Pod in this namespace of the cluster a kubeconfig context names (`None`: the
+    /// kubeconfig's current context, or the cluster this process runs in).
+    Kubernetes {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+        namespace: String,
+    },
 }
 
 /// A sandbox as a manager found it: what `enclave ls` shows, and enough to act on it without

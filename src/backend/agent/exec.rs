@@ -11,8 +11,7 @@ use enclave_agent::proto::{Ending, FailureKind, How, KillStats, OutputStream, Re
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
-use super::BACKSTOP;
-use crate::backend::docker::DockerSandbox;
+use super::{AgentHost, BACKSTOP};
 use crate::error::Error;
 use crate::model::{ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, OutputSink, Stream};
 
@@ -42,7 +41,7 @@ pub(super) async fn follow(
     call: Call,
     spec: ExecSpec,
     sink: &mut dyn OutputSink,
-    docker: &DockerSandbox,
+    docker: &dyn AgentHost,
 ) -> Result<ExecOutcome> {
     match follow_call(call, spec, sink, docker).await? {
         Followed::Ended(outcome) => Ok(outcome),
@@ -56,7 +55,7 @@ pub(super) async fn follow_python(
     call: Call,
     spec: ExecSpec,
     sink: &mut dyn OutputSink,
-    docker: &DockerSandbox,
+    docker: &dyn AgentHost,
 ) -> Result<Option<ExecOutcome>> {
     match follow_call(call, spec, sink, docker).await? {
         Followed::Ended(outcome) => Ok(Some(outcome)),
@@ -94,7 +93,7 @@ async fn follow_call(
     call: Call,
     spec: ExecSpec,
     sink: &mut dyn OutputSink,
-    docker: &DockerSandbox,
+    docker: &dyn AgentHost,
 ) -> Result<Followed> {
     let started = Instant::now();
     let started_at = Utc::now();
@@ -249,7 +248,7 @@ async fn lost(
     stopping: Option<Stopping>,
     started: Instant,
     started_at: chrono::DateTime<Utc>,
-    docker: &DockerSandbox,
+    docker: &dyn AgentHost,
 ) -> Result<Followed> {
     match docker.why_killed(started_at).await {
         Some(ExitCause::SandboxGone) => {

@@ -15,7 +15,7 @@ use enclave_agent::proto::{self, Request};
 
 use super::docker::DockerSandbox;
 use super::{Backend, FileStat, NewEntry};
-use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, OutputSink};
+use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, ExitCause, OutputSink};
 
 pub(crate) use connect::{connect, connect_listening_socket, Transport};
 
@@ -48,16 +48,36 @@ pub(crate) fn go_arch(arch: &str) -> &str {
     }
 }
 
-/// One sandbox reached through its agent; the container's own operations (stop, remove) and
-/// anything the agent cannot answer go through Docker.
-pub(crate) struct AgentSandbox {
-    client: Client,
-    docker: DockerSandbox,
+/// What a sandbox with an agent is underneath (a Docker container, a Pod): the way to do what
+/// the agent cannot (stop, remove, a call whose connection was lost), and the one that knows why
+/// a command was killed.
+#[async_trait]
+pub(crate) trait AgentHost: Backend {
+    /// For a command that died of `SIGKILL` we did not send: whether the sandbox ran out of
+    /// memory or went away meanwhile (since `since`).
+    async fn why_killed(&self, since: chrono::DateTime<chrono::Utc>) -> Option<ExitCause>;
 }
 
-impl AgentSandbox {
-    pub(crate) fn new(client: Client, docker: DockerSandbox) -> Self {
-        AgentSandbox { client, docker }
+#[async_trait]
+impl AgentHost for DockerSandbox {
+    async fn why_killed(&self, since: chrono::DateTime<chrono::Utc>) -> Option<ExitCause> {
+        DockerSandbox::why_killed(self, since).await
+    }
+}
+
+/// One sandbox reached through its agent; the sandbox's own operations (stop, remove) and
+/// anything the agent cannot answer go through the host beneath it.
+pub(crate) struct AgentSandbox<H: AgentHost = DockerSandbox> {
+    client: Client,
+    docker: H,
+}
+
+impl<H: AgentHost> AgentSandbox<H> {
+    pub(crate) fn new(client: Client, host: H) -> Self {
+        AgentSandbox {
+            client,
+            docker: host,
+        }
     }
 }
 
@@ -71,7 +91,7 @@ fn connection_lost(err: &ClientError) -> bool {
 const BACKSTOP: Duration = Duration::from_secs(2);
 
 #[async_trait]
-impl Backend for AgentSandbox {
+impl<H: AgentHost> Backend for AgentSandbox<H> {
     async fn exec(&self, spec: ExecSpec, sink: &mut dyn OutputSink) -> Result<ExecOutcome> {
         if spec.argv.is_empty() {
             anyhow::bail!("no command given");

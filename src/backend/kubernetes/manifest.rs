@@ -49,6 +49,11 @@ pub(crate) fn pod_name(id: &str) -> String {
     format!("enclave-{id}")
 }
 
+/// The name of the NetworkPolicy of a sandbox without network.
+pub(crate) fn network_policy_name(id: &str) -> String {
+    format!("{}-no-network", pod_name(id))
+}
+
 /// The manifests for `plan`: the Pod, then a NetworkPolicy when the sandbox has no network.
 /// A config Kubernetes cannot honour is refused with the field named.
 pub(crate) fn manifests(plan: &PodPlan<'_>) -> Result<Vec<Value>, String> {
@@ -179,7 +184,7 @@ fn network_policy(plan: &PodPlan<'_>) -> Value {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {
-            "name": format!("{}-no-network", pod_name(plan.id)),
+            "name": network_policy_name(plan.id),
             "namespace": plan.namespace,
             "labels": { "enclave.id": plan.id },
         },

@@ -1,13 +1,14 @@
-//! Sandboxes as Kubernetes Pods (issue 11). So far the pure parts: the manifests a create sends
-//! (which `enclave create --backend kubernetes --dry-run` prints), what a Pod's status means for
-//! its sandbox, and how an exec's status frame ends a command. The API client, exec over its
-//! WebSocket and the agent over one exec stream come next, and use `status` and `exec_status`.
+//! Sandboxes as Kubernetes Pods: the manifests a create sends (which `enclave create --backend
+//! kubernetes --dry-run` prints), the cluster (creating, finding and deleting Pods, waiting until
+//! one runs), one Pod as a `Backend` (commands and files over the exec subresource), what a Pod's
+//! status means for its sandbox, and how an exec's status frame ends a command.
 
-// Used by the API client that is not written yet; tested here on their own.
-#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod agent;
+mod cluster;
 mod exec_status;
 mod manifest;
-#[cfg_attr(not(test), allow(dead_code))]
+mod pod;
 mod status;
 
-pub(crate) use manifest::{manifests, PodPlan};
+pub(crate) use cluster::{Cluster, PodRecord};
+pub(crate) use manifest::{manifests, pod_name, PodPlan};

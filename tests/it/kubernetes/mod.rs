@@ -1,0 +1,156 @@
+//! The kubernetes backend. `dry_run` needs no cluster. The rest runs the real `enclave` binary
+//! against a cluster: always against the fake API server (tests/fake-kube: a strict, test-only
+//! fake that runs Pods as containers on the local Docker engine), and against a real cluster
+//! too when `KUBECONFIG` is given (`ENCLAVE_K8S_NAMESPACE` picks the namespace, default
+//! `default`; `ENCLAVE_K8S_TEST_IMAGE` the image, default `python:3.12-slim`). Without it the
+//! real-cluster tests say loudly that they were skipped, and scripts/test.sh says so too.
+
+mod dry_run;
+mod e2e;
+mod faults;
+mod server;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use assert_cmd::Command;
+use enclave_fake_kube::FakeKube;
+use serde_json::Value;
+
+use crate::common::{stderr, stdout, test_image, TestEnv, LABEL_KEY};
+
+/// One test's cluster: the fake (its own instance) or the real one, with the test's state dir
+/// and label.
+pub(crate) struct Cluster {
+    /// `None` on a real cluster.
+    fake: Option<FakeKube>,
+    kubeconfig: PathBuf,
+    pub(crate) namespace: String,
+    pub(crate) image: String,
+    pub(crate) env: TestEnv,
+}
+
+impl Cluster {
+    /// A fresh fake API server.
+    pub(crate) fn fake() -> Cluster {
+        let env = TestEnv::new();
+        let fake = FakeKube::start_blocking().expect("start the fake API server");
+        Cluster {
+            kubeconfig: fake.kubeconfig().to_path_buf(),
+            fake: Some(fake),
+            namespace: "default".into(),
+            image: test_image(),
+            env,
+        }
+    }
+
+    /// The real cluster `KUBECONFIG` names; `None` (said loudly) when it is not given.
+    pub(crate) fn real(test: &str) -> Option<Cluster> {
+        let Some(kubeconfig) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) else {
+            eprintln!(
+                "SKIPPED on a real cluster: {test} (KUBECONFIG is not set; only the fake API server ran it)"
+            );
+            return None;
+        };
+        Some(Cluster {
+            fake: None,
+            kubeconfig: PathBuf::from(kubeconfig),
+            namespace: std::env::var("ENCLAVE_K8S_NAMESPACE").unwrap_or_else(|_| "default".into()),
+            image: std::env::var("ENCLAVE_K8S_TEST_IMAGE")
+                .unwrap_or_else(|_| "python:3.12-slim".into()),
+            env: TestEnv::new(),
+        })
+    }
+
+    pub(crate) fn is_fake(&self) -> bool {
+        self.fake.is_some()
+    }
+
+    pub(crate) fn fake_server(&self) -> &FakeKube {
+        self.fake.as_ref().expect("a fake-only test")
+    }
+
+    /// `enclave` aimed at this cluster: `--backend kubernetes` through the environment.
+    pub(crate) fn cmd(&self) -> Command {
+        let mut cmd = self.env.cmd();
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("ENCLAVE_BACKEND", "kubernetes")
+            .env("ENCLAVE_K8S_NAMESPACE", &self.namespace)
+            .env_remove("ENCLAVE_K8S_CONTEXT")
+            .timeout(std::time::Duration::from_secs(180));
+        cmd
+    }
+
+    /// Creates a sandbox from the test image, labelled as this test's; its id.
+    pub(crate) fn create(&self, extra: &[&str]) -> String {
+        let out = self.try_create(extra);
+        assert!(out.status.success(), "create failed: {}", stderr(&out));
+        let id = stdout(&out).trim().to_string();
+        assert_eq!(id.len(), 8, "create printed `{id}`");
+        id
+    }
+
+    pub(crate) fn try_create(&self, extra: &[&str]) -> Output {
+        self.cmd()
+            .args(["create", "--image", &self.image])
+            .args(self.env.label_args())
+            .args(extra)
+            .output()
+            .expect("run enclave create")
+    }
+
+    /// `kubectl` against this cluster: a second, independent client.
+    pub(crate) fn kubectl(&self, args: &[&str]) -> Output {
+        std::process::Command::new(kubectl())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", &self.namespace])
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// The Pods this test made, as kubectl sees them.
+    pub(crate) fn pods(&self) -> Vec<Value> {
+        let selector = format!("{LABEL_KEY}={}", self.env.run_label);
+        let out = self.kubectl(&["get", "pods", "-l", &selector, "-o", "json"]);
+        assert!(out.status.success(), "kubectl get pods: {}", stderr(&out));
+        let list: Value = serde_json::from_str(&stdout(&out)).expect("kubectl's JSON");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Nothing this test made may outlive it, whatever happened.
+        if self.fake.is_none() {
+            let selector = format!("{LABEL_KEY}={}", self.env.run_label);
+            let _ = self.kubectl(&["delete", "pods,networkpolicies", "-l", &selector, "--wait=false"]);
+        }
+    }
+}
+
+/// The kubectl to run: `KUBECTL`, else the one on PATH.
+fn kubectl() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
+}
+
+/// Runs `test` on the fake, and on a real cluster when one is given.
+#[macro_export]
+macro_rules! on_fake_and_real {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn on_the_fake() {
+                super::$name(&$crate::kubernetes::Cluster::fake());
+            }
+
+            #[test]
+            fn on_a_real_cluster() {
+                if let Some(cluster) = $crate::kubernetes::Cluster::real(stringify!($name)) {
+                    super::$name(&cluster);
+                }
+            }
+        }
+    };
+}
