@@ -240,8 +240,17 @@ async fn session(socket: WebSocket, request: ExecRequest) {
         frame.extend_from_slice(status.to_string().as_bytes());
         let _ = sender.send(Message::Binary(frame.into())).await;
     }
-    let _ = sender.send(Message::Close(None)).await;
+    let _ = sender.send(normal_close()).await;
     stdin_task.abort();
+}
+
+/// A close frame with code 1000: kubectl's reader treats a close without a code (1005) as an
+/// error.
+fn normal_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::NORMAL,
+        reason: "".into(),
+    }))
 }
 
 type Input = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
@@ -280,7 +289,7 @@ async fn container_not_found(mut sender: Sender, request: &ExecRequest) {
     let mut frame = vec![STATUS];
     frame.extend_from_slice(error.to_status().to_string().as_bytes());
     let _ = sender.send(Message::Binary(frame.into())).await;
-    let _ = sender.send(Message::Close(None)).await;
+    let _ = sender.send(normal_close()).await;
 }
 
 /// Sends the exec's output; `false` when the connection was dropped (by a fault or the client).
