@@ -8,6 +8,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod docker;
+pub(crate) mod kill_tree;
 pub(crate) mod kubernetes;
 
 use anyhow::Result;

@@ -210,7 +210,7 @@ fn permissions_of(mode: u32) -> u32 {
     bits
 }
 
-fn tar_of(entries: Vec<NewEntry>) -> std::io::Result<Vec<u8>> {
+pub(crate) fn tar_of(entries: Vec<NewEntry>) -> std::io::Result<Vec<u8>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

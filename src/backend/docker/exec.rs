@@ -11,9 +11,9 @@ use chrono::Utc;
 use futures_util::{Stream as FutureStream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::kill::TOKEN_VAR;
 use super::stdin::StdinPump;
 use super::{engine_error, status_code, DockerEngine};
+use crate::backend::kill_tree::TOKEN_VAR;
 use crate::error::Error;
 use crate::model::{
     random_hex, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, OutputSink, Stream,

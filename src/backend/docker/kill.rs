@@ -1,123 +1,19 @@
-//! Killing a command and everything it started, inside the container, and saying how far that
-//! could be checked.
-//!
-//! Every exec carries a random token in its environment. Children inherit it, whatever process
-//! group or session they move to (`setsid`, daemons); a child that cleared its environment is
-//! still found through its parent while the parent lives. A short `sh` script run in the
-//! container freezes all of them, kills them, and counts what is left. It needs `sh` and `grep`
-//! in the image, and a free process slot; without them the kill is reported as unverified.
-
-use std::time::Duration;
+//! Killing a command's process tree in a container: the shared script of `backend::kill_tree`
+//! run through a second `docker exec`.
 
 use super::DockerEngine;
+use crate::backend::kill_tree::{kill_tree_argv, parse_report, KILL_BUDGET};
 use crate::model::{Capture, ExecEnd, ExecSpec, KillReport};
-
-/// The environment variable that marks a command's processes.
-pub(super) const TOKEN_VAR: &str = "ENCLAVE_EXEC_TOKEN";
-
-/// Bound on the kill script itself, so a wedged engine cannot hang us.
-const KILL_BUDGET: Duration = Duration::from_secs(10);
-
-/// `$1`: the token. Freezes every process carrying it and every descendant of one (repeating
-/// until no new one appears, so nothing can fork or react to a child's death), kills them all,
-/// and prints `killed N left M`. Killing without freezing first lets a shell whose child was
-/// killed run its next command.
-const KILL_TREE_SCRIPT: &str = r#"tok="ENCLAVE_EXEC_TOKEN=$1"
-command -v grep >/dev/null 2>&1 || exit 3
-scan() {
-  s=" "
-  for d in /proc/[0-9]*; do
-    p=${d#/proc/}
-    [ "$p" = "$$" ] && continue
-    grep -qF "$tok" "$d/environ" 2>/dev/null && s="$s$p "
-  done
-  [ "$s" = " " ] && return
-  while :; do
-    added=
-    for d in /proc/[0-9]*; do
-      p=${d#/proc/}
-      case "$s" in *" $p "*) continue ;; esac
-      { read -r st < "$d/stat"; } 2>/dev/null || continue
-      st=${st##*) }
-      pp=${st#* }
-      pp=${pp%% *}
-      case "$s" in *" $pp "*) s="$s$p "; added=1 ;; esac
-    done
-    [ -n "$added" ] || break
-  done
-  echo $s
-}
-prev=
-cur=
-n=0
-while [ $n -lt 50 ]; do
-  cur=$(scan)
-  [ -z "$cur" ] && break
-  kill -STOP $cur 2>/dev/null
-  [ "$cur" = "$prev" ] && break
-  prev=$cur
-  n=$((n+1))
-done
-set -- $cur
-killed=$#
-n=0
-while [ -n "$cur" ] && [ $n -lt 20 ]; do
-  kill -KILL $cur 2>/dev/null
-  cur=$(scan)
-  n=$((n+1))
-done
-set -- $cur
-echo "killed $killed left $#""#;
 
 impl DockerEngine {
     /// Kills every process of the command marked with `token`; bounded in time.
     pub(super) async fn kill_tree(&self, container: &str, token: &str) -> KillReport {
-        let spec = ExecSpec::new(vec![
-            "sh".into(),
-            "-c".into(),
-            KILL_TREE_SCRIPT.into(),
-            "sh".into(),
-            token.into(),
-        ]);
+        let spec = ExecSpec::new(kill_tree_argv(token));
         let mut capture = Capture::new(4096);
         let run = self.exec_untracked(container, spec, &mut capture);
         match tokio::time::timeout(KILL_BUDGET, run).await {
             Ok(Ok(ExecEnd::Exited(Some(0)))) => parse_report(&capture.stdout.into_text().0),
             _ => KillReport::Unverified,
         }
-    }
-}
-
-fn parse_report(text: &str) -> KillReport {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    match words.as_slice() {
-        ["killed", killed, "left", left] => match (killed.parse(), left.parse()) {
-            (Ok(killed), Ok(0)) => KillReport::Verified { killed },
-            (Ok(killed), Ok(left)) => KillReport::Survivors { killed, left },
-            _ => KillReport::Unverified,
-        },
-        _ => KillReport::Unverified,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reports() {
-        assert_eq!(
-            parse_report("killed 3 left 0\n"),
-            KillReport::Verified { killed: 3 }
-        );
-        assert_eq!(
-            parse_report("killed 40 left 12\n"),
-            KillReport::Survivors {
-                killed: 40,
-                left: 12
-            }
-        );
-        assert_eq!(parse_report(""), KillReport::Unverified);
-        assert_eq!(parse_report("sh: fork failed"), KillReport::Unverified);
     }
 }

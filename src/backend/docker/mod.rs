@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, ExitCause, OutputSink, SandboxStatus};
 
 pub(crate) use agent::{AgentAccess, AgentSetup};
+pub(crate) use archive::tar_of;
 pub(crate) use container::{AgentChoice, ContainerRecord, ContainerState, CreateSpec, Workload};
 pub(crate) use notebook::NotebookSetup;
 

@@ -152,8 +152,11 @@ impl agent::AgentHost for PodSandbox {
     ) -> Option<crate::model::ExitCause> {
         // Kubernetes records the OOM kill of a container's main process only, not of a
         // command exec'd beside it; what can be told is whether the Pod went away.
-        self.is_gone()
-            .await
-            .then_some(crate::model::ExitCause::SandboxGone)
+        let gone = match self.pods().get_opt(&self.pod).await {
+            Ok(None) => true,
+            Ok(Some(pod)) => pod.metadata.deletion_timestamp.is_some(),
+            Err(_) => false,
+        };
+        gone.then_some(crate::model::ExitCause::SandboxGone)
     }
 }

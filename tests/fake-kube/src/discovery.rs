@@ -1,0 +1,123 @@
+//! Discovery: what kubectl and kube-rs read to map kinds to resources. Served in the legacy
+//! (unaggregated) form, which the real server also serves when a client accepts plain JSON.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::{json_response, Shared};
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/version", get(|| answer(version())))
+        .route("/api", get(|| answer(api_versions())))
+        .route("/api/v1", get(|| answer(core_v1())))
+        .route("/apis", get(|| answer(api_groups())))
+        .route(
+            "/apis/networking.k8s.io",
+            get(|| answer(networking_group())),
+        )
+        .route(
+            "/apis/networking.k8s.io/v1",
+            get(|| answer(networking_v1())),
+        )
+}
+
+async fn answer(body: Value) -> Response {
+    json_response(StatusCode::OK, &body)
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": "v1.33.0-fake",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+fn api_versions() -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+    })
+}
+
+fn resource(name: &str, singular: &str, kind: &str, verbs: &[&str], short: &[&str]) -> Value {
+    let mut r = json!({
+        "name": name,
+        "singularName": singular,
+        "namespaced": kind != "Namespace",
+        "kind": kind,
+        "verbs": verbs,
+    });
+    if !short.is_empty() {
+        r["shortNames"] = json!(short);
+    }
+    r
+}
+
+fn core_v1() -> Value {
+    let crud = ["create", "delete", "get", "list", "watch"];
+    json!({
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            resource("namespaces", "namespace", "Namespace", &["get", "list"], &["ns"]),
+            {
+                "name": "pods",
+                "singularName": "pod",
+                "namespaced": true,
+                "kind": "Pod",
+                "verbs": crud,
+                "shortNames": ["po"],
+                "categories": ["all"],
+            },
+            resource("pods/exec", "", "PodExecOptions", &["create", "get"], &[]),
+        ],
+    })
+}
+
+fn networking_group() -> Value {
+    json!({
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": "networking.k8s.io",
+        "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
+        "preferredVersion": {"groupVersion": "networking.k8s.io/v1", "version": "v1"},
+    })
+}
+
+fn api_groups() -> Value {
+    let mut group = networking_group();
+    if let Some(g) = group.as_object_mut() {
+        g.remove("kind");
+        g.remove("apiVersion");
+    }
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]})
+}
+
+fn networking_v1() -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "networking.k8s.io/v1",
+        "resources": [resource(
+            "networkpolicies",
+            "networkpolicy",
+            "NetworkPolicy",
+            &["create", "delete", "get", "list"],
+            &["netpol"],
+        )],
+    })
+}

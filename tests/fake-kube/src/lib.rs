@@ -1,0 +1,390 @@
+//! A **fake** Kubernetes API server, for tests only: it runs Pods as containers on the local
+//! Docker engine and serves plain HTTP on `127.0.0.1` (no TLS, no authentication).
+//!
+//! It is strict on purpose: it models a small part of the API the way the real API server answers
+//! it (`metav1.Status` error bodies, `resourceVersion`, `metadata.uid`, `creationTimestamp`, watch
+//! events), and answers everything else with an error that names what it does not model, so a
+//! client that passes against the fake has not relied on something the fake made up.
+//!
+//! # What it models
+//! - Discovery for kubectl and kube-rs: `/version`, `/api`, `/api/v1` (pods, pods/exec,
+//!   namespaces), `/apis`, `/apis/networking.k8s.io/v1` (networkpolicies). Other discovery paths
+//!   kubectl tries (`/openapi/v2`, `/openapi/v3`, aggregated discovery) get a 404 Status, which
+//!   kubectl handles.
+//! - Pods in any namespace (namespaces themselves always exist): create (409 `AlreadyExists`, 422
+//!   `Invalid` on a bad name), get, list and watch with `labelSelector` (`a=b`, `a!=b`, `a`, `!a`,
+//!   `a in (x,y)`, `a notin (x,y)`) and `fieldSelector` (`metadata.name`, `metadata.namespace`,
+//!   `status.phase`), `limit`/`continue`, kubectl's Table output, delete (grace period from the
+//!   query, the DeleteOptions body or the pod spec).
+//! - Status transitions as a kubelet makes them: Pending (`PodScheduled`), `ContainerCreating`,
+//!   Running (Ready), then Succeeded or Failed with a `terminated` state when the container exits;
+//!   an image not on the local engine → Pending with `ErrImagePull` then `ImagePullBackOff` (the
+//!   fake never pulls); `activeDeadlineSeconds` → Failed, reason `DeadlineExceeded`, container
+//!   killed. Each change bumps `resourceVersion` and is a MODIFIED watch event.
+//! - The one container of a pod: image, command, args, env (`name`/`value`), workingDir, stdin,
+//!   tty, `resources.limits` memory and cpu, securityContext capabilities add/drop, privileged,
+//!   readOnlyRootFilesystem and `allowPrivilegeEscalation: false` (Docker's no-new-privileges).
+//! - NetworkPolicies (networking.k8s.io/v1): create, get, list, delete. **The fake's model of
+//!   enforcement**: a Pod created while a policy that selects it by `matchLabels` denies all
+//!   egress (`policyTypes` has `Egress`, no egress rules) runs with Docker network mode `none`.
+//!   Policies with rules, or selecting with `matchExpressions`, are refused: they are not modelled.
+//! - exec over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`), run as a Docker exec in the
+//!   pod's container, ending with a `metav1.Status` on channel 3. As on a real cluster (API server
+//!   1.30+, which translates WebSocket to the kubelet's SPDY), checks on the pod happen before the
+//!   upgrade (404 unknown pod, 400 completed pod, 400 unknown container, 400 pod without a node)
+//!   and a container that does not exist yet or any more is reported after it, as an
+//!   `InternalError` Status on channel 3.
+//!
+//! # What it rejects (400 BadRequest naming the field or parameter)
+//! Any query parameter an endpoint does not model (including `dryRun`); Pod fields it does not
+//! model: more than one container, init and ephemeral containers, volumes, `env.valueFrom`,
+//! ports, probes, `restartPolicy` other than `Never` (and its absence, since the default `Always`
+//! restarts containers, which the fake does not do), node selection, host namespaces, and any
+//! other field not listed above; SPDY exec (only WebSocket is modelled); PATCH and PUT.
+//!
+//! # Faults
+//! [`FakeKube::set_fault`] makes the fake misbehave once: an exec fault applies to the next exec
+//! only and a create fault to the next pod create only; then the fault is cleared. See [`Fault`].
+//!
+//! # Clean-up
+//! Its containers are named `fake-kube-<instance>-<namespace>-<pod>` and carry the labels
+//! `fake-kube.instance=<instance>` and `fake-kube.pod=<namespace>/<pod>` (never `enclave.*`).
+//! Dropping a [`FakeKube`] removes them.
+
+mod discovery;
+mod docker;
+mod exec;
+mod lifecycle;
+mod netpol;
+mod pods;
+mod podspec;
+mod query;
+mod selectors;
+mod status;
+mod store;
+mod table;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context, Result};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bollard::Docker;
+use serde_json::Value;
+
+/// A way for the fake to misbehave, for testing a client's handling of a broken cluster.
+///
+/// Each fault is taken once: the exec faults by the next exec request, [`Fault::UnschedulablePods`]
+/// by the next pod create. Setting a fault replaces the one still pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every chunk of output goes out as messages with a 1-byte payload (each message repeats its
+    /// channel byte, as the protocol requires).
+    SplitFrames,
+    /// 4 MiB on stderr before the command's own output.
+    StderrFlood,
+    /// The connection closes without the channel-3 Status.
+    NoStatusFrame,
+    /// The exec answers as for a container that was deleted: an `InternalError` Status on
+    /// channel 3 saying the container is not found.
+    ContainerNotFound,
+    /// The TCP connection is dropped mid-stream, after some output, without a close frame.
+    DropConnection,
+    /// 403 Forbidden before the upgrade, as RBAC would answer.
+    Forbidden,
+    /// The next pod created stays Pending with an `Unschedulable` `PodScheduled` condition.
+    UnschedulablePods,
+}
+
+impl Fault {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "SplitFrames" => Self::SplitFrames,
+            "StderrFlood" => Self::StderrFlood,
+            "NoStatusFrame" => Self::NoStatusFrame,
+            "ContainerNotFound" => Self::ContainerNotFound,
+            "DropConnection" => Self::DropConnection,
+            "Forbidden" => Self::Forbidden,
+            "UnschedulablePods" => Self::UnschedulablePods,
+            _ => return None,
+        })
+    }
+
+    fn is_for_create(self) -> bool {
+        self == Self::UnschedulablePods
+    }
+}
+
+/// What the request handlers share.
+pub(crate) struct Shared {
+    pub(crate) instance: String,
+    pub(crate) docker: Docker,
+    store: Mutex<store::Store>,
+    fault: Mutex<Option<Fault>>,
+    /// Set when the fake shuts down: no new containers after that.
+    pub(crate) closing: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn store(&self) -> MutexGuard<'_, store::Store> {
+        // A handler that panicked mid-update leaves a store that is still consistent JSON.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fault_slot(&self) -> MutexGuard<'_, Option<Fault>> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the pending fault if it is an exec fault.
+    pub(crate) fn take_exec_fault(&self) -> Option<Fault> {
+        let mut slot = self.fault_slot();
+        match *slot {
+            Some(f) if !f.is_for_create() => slot.take(),
+            _ => None,
+        }
+    }
+
+    /// Takes the pending fault if it is a create fault.
+    pub(crate) fn take_create_fault(&self) -> Option<Fault> {
+        let mut slot = self.fault_slot();
+        match *slot {
+            Some(f) if f.is_for_create() => slot.take(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+}
+
+/// A running fake API server. Dropping it stops it and removes its containers.
+pub struct FakeKube {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    _kubeconfig_dir: tempfile::TempDir,
+    server: tokio::task::AbortHandle,
+    /// The runtime of [`FakeKube::start_blocking`]; dropped last.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl FakeKube {
+    /// Starts the fake on `127.0.0.1:0` in the current tokio runtime.
+    pub async fn start() -> Result<Self> {
+        let docker = docker::connect().await?;
+        let shared = Arc::new(Shared {
+            instance: random_instance(),
+            docker,
+            store: Mutex::new(store::Store::new()),
+            fault: Mutex::new(None),
+            closing: AtomicBool::new(false),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding 127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let app = router(shared.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("fake-kube: the server stopped: {e}");
+            }
+        })
+        .abort_handle();
+        let dir = tempfile::Builder::new().prefix("fake-kube-").tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_text(addr)).context("writing the kubeconfig")?;
+        Ok(Self {
+            shared,
+            addr,
+            kubeconfig,
+            _kubeconfig_dir: dir,
+            server,
+            runtime: None,
+        })
+    }
+
+    /// Starts the fake on a runtime of its own, for synchronous tests.
+    pub fn start_blocking() -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("fake-kube")
+            .build()
+            .context("starting the fake's runtime")?;
+        let mut fake = runtime.block_on(Self::start())?;
+        fake.runtime = Some(runtime);
+        Ok(fake)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig file pointing at the fake: context `fake`, namespace `default`, no credentials.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// This fake's id, as in its containers' `fake-kube.instance` label.
+    pub fn instance(&self) -> &str {
+        &self.shared.instance
+    }
+
+    /// Makes the next exec (or, for [`Fault::UnschedulablePods`], the next pod create) misbehave.
+    pub fn set_fault(&self, fault: Fault) {
+        *self.shared.fault_slot() = Some(fault);
+    }
+
+    /// Clears a fault not yet taken.
+    pub fn clear_fault(&self) {
+        *self.shared.fault_slot() = None;
+    }
+
+    /// The ids of the Docker containers this fake has (running or not), for leak checks.
+    pub fn containers(&self) -> Result<Vec<String>> {
+        containers_of_instance(&self.shared.instance)
+    }
+
+    /// Stops serving and removes this fake's containers, reporting a failure to remove them.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.server.abort();
+        for record in self.shared.store().pods.values() {
+            if let Some(task) = &record.lifecycle {
+                task.abort();
+            }
+        }
+        let instance = self.shared.instance.clone();
+        on_own_runtime(move |_| async move { docker::remove_instance(&instance).await })
+    }
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("fake-kube: removing the containers failed: {e:#}");
+        }
+    }
+}
+
+/// The Docker containers labelled with fake instance `instance`, running or not.
+pub fn containers_of_instance(instance: &str) -> Result<Vec<String>> {
+    let instance = instance.to_string();
+    on_own_runtime(move |_| async move { docker::list_instance(&instance).await })
+}
+
+/// Runs a future on a fresh thread with its own runtime, so that it works from synchronous code
+/// and from inside any runtime (even one blocked in `Drop`).
+fn on_own_runtime<T, F, Fut>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(()) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(work(()))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the clean-up thread panicked"))?
+}
+
+fn random_instance() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn kubeconfig_text(addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1\n\
+         kind: Config\n\
+         clusters:\n\
+         - name: fake\n  cluster:\n    server: http://{addr}\n\
+         users:\n\
+         - name: fake\n  user: {{}}\n\
+         contexts:\n\
+         - name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\n\
+         current-context: fake\n"
+    )
+}
+
+fn router(shared: Arc<Shared>) -> axum::Router {
+    use axum::routing::{get, put};
+    let fallback = || async { status::ApiError::no_route() };
+    axum::Router::new()
+        .merge(discovery::routes())
+        .merge(pods::routes())
+        .merge(netpol::routes())
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            get(exec::exec).post(exec::exec),
+        )
+        .route("/_fake/fault", put(set_fault_endpoint))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(shared)
+}
+
+/// `PUT /_fake/fault` with `{"fault": "StderrFlood"}` (or `null` to clear), for the binary.
+async fn set_fault_endpoint(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    body: bytes::Bytes,
+) -> Result<Response, status::ApiError> {
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| status::ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let fault = match &request["fault"] {
+        Value::Null => None,
+        Value::String(name) => Some(
+            Fault::from_name(name)
+                .ok_or_else(|| status::ApiError::bad_request(format!("unknown fault `{name}`")))?,
+        ),
+        _ => {
+            return Err(status::ApiError::bad_request(
+                "`fault` must be a name or null",
+            ))
+        }
+    };
+    *shared.fault_slot() = fault;
+    Ok(json_response(StatusCode::OK, &request))
+}
+
+/// With `FAKE_KUBE_LOG` set, every request goes to stderr: what a client really asks for.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if std::env::var_os("FAKE_KUBE_LOG").is_none() {
+        return next.run(request).await;
+    }
+    let line = format!(
+        "{} {} accept={:?}",
+        request.method(),
+        request.uri(),
+        request.headers().get("accept")
+    );
+    let response = next.run(request).await;
+    eprintln!("fake-kube: {line} -> {}", response.status());
+    response
+}
+
+pub(crate) fn json_response(code: StatusCode, body: &Value) -> Response {
+    (
+        code,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}

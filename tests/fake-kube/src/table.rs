@@ -1,0 +1,90 @@
+//! kubectl's default printing: the server renders pods as a `meta.k8s.io/v1` Table.
+
+use axum::http::HeaderMap;
+use serde_json::{json, Value};
+
+/// Whether the client asked for a Table (kubectl's `Accept: application/json;as=Table;...`).
+pub(crate) fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next()
+        .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
+}
+
+/// The pods as a Table with the real server's columns; with `with_objects`, each row carries the
+/// whole pod (`includeObject=Object`), otherwise its metadata as a PartialObjectMetadata.
+pub(crate) fn pods(items: &[Value], resource_version: &str, with_objects: bool) -> Value {
+    let column = |name: &str, kind: &str, format: &str, priority: u8, description: &str| json!({"name": name, "type": kind, "format": format, "description": description, "priority": priority});
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": [
+            column("Name", "string", "name", 0, "Name must be unique within a namespace."),
+            column("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
+            column("Status", "string", "", 0, "The aggregate status of the containers in this pod."),
+            column("Restarts", "string", "", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            column("Age", "string", "", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."),
+        ],
+        "rows": items.iter().map(|pod| row(pod, with_objects)).collect::<Vec<_>>(),
+    })
+}
+
+fn row(pod: &Value, with_object: bool) -> Value {
+    let object = if with_object {
+        pod.clone()
+    } else {
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": pod["metadata"]})
+    };
+    let ready = pod["status"]["containerStatuses"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
+    let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
+    json!({
+        "cells": [
+            pod["metadata"]["name"],
+            format!("{ready}/{total}"),
+            display_status(pod),
+            0,
+            age(pod["metadata"]["creationTimestamp"].as_str()),
+        ],
+        "object": object,
+    })
+}
+
+/// The STATUS column as kubectl shows it: a waiting or terminated reason wins over the phase.
+fn display_status(pod: &Value) -> String {
+    if pod["metadata"]["deletionTimestamp"].is_string() {
+        return "Terminating".into();
+    }
+    if let Some(reason) = pod["status"]["reason"].as_str() {
+        return reason.into();
+    }
+    let state = &pod["status"]["containerStatuses"][0]["state"];
+    if let Some(reason) = state["waiting"]["reason"].as_str() {
+        return reason.into();
+    }
+    if let Some(reason) = state["terminated"]["reason"].as_str() {
+        return reason.into();
+    }
+    pod["status"]["phase"].as_str().unwrap_or("Unknown").into()
+}
+
+/// A short age as kubectl prints it: `5s`, `3m`, `2h`, `4d`.
+fn age(created: Option<&str>) -> String {
+    let Some(created) = created.and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()) else {
+        return "<unknown>".into();
+    };
+    let seconds = (chrono::Utc::now() - created.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
