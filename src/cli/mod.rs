@@ -202,7 +202,20 @@ impl Ctx {
             Ok(data) => data.location_of(id_or_prefix)?,
             Err(_) => None,
         };
-        Ok((location.unwrap_or(Location::Docker), state))
+        Ok((location.unwrap_or_else(|| self.default_location()), state))
+    }
+
+    /// Where a sandbox the state file does not hold is looked for: the `--backend` chosen (a
+    /// Pod found only by its labels, say).
+    fn default_location(&self) -> Location {
+        match self.backend {
+            BackendChoice::Docker => Location::Docker,
+            BackendChoice::Kubernetes => Location::Kubernetes {
+                context: self.context.clone(),
+                // Empty: the context's own namespace.
+                namespace: self.namespace.clone().unwrap_or_default(),
+            },
+        }
     }
 
     async fn manager_at(&self, location: &Location, state: StateStore) -> Result<Box<dyn Manager>> {
@@ -210,8 +223,8 @@ impl Ctx {
             Location::Server { url } => self.remote(url, state),
             Location::Docker => self.local(state).await,
             Location::Kubernetes { context, namespace } => {
-                self.kubernetes(context.as_deref(), Some(namespace), state)
-                    .await
+                let namespace = Some(namespace.as_str()).filter(|n| !n.is_empty());
+                self.kubernetes(context.as_deref(), namespace, state).await
             }
         }
     }

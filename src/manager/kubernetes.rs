@@ -105,6 +105,13 @@ impl KubeManager {
         }
     }
 
+    /// The namespace of a sandbox's Pod: where its location says, else ours (a server builds
+    /// its sandboxes from their `info`, without a location).
+    fn namespace_for<'s>(&'s self, sandbox: &'s Sandbox) -> &'s str {
+        self.namespace_of(&sandbox.location)
+            .unwrap_or(self.namespace.as_str())
+    }
+
     /// The state file's records of sandboxes on this cluster.
     fn records(&self) -> Result<IndexMap<String, SandboxRecord>> {
         let mut records = self.state.load()?.sandboxes;
@@ -186,9 +193,7 @@ impl KubeManager {
     /// The Pod of a sandbox that must exist and be running, as a `Backend`: through its agent
     /// when it has one that answers, else a plain exec per command (with a note saying why).
     async fn live(&self, sandbox: &Sandbox) -> Result<Box<dyn Backend>> {
-        let namespace = self
-            .namespace_of(&sandbox.location)
-            .ok_or_else(|| anyhow::anyhow!("sandbox `{}` is not on this cluster", sandbox.id))?;
+        let namespace = self.namespace_for(sandbox);
         match sandbox.status {
             SandboxStatus::Running => {}
             SandboxStatus::Gone => {
@@ -467,9 +472,7 @@ impl Manager for KubeManager {
                 )
             })?;
         }
-        let namespace = self
-            .namespace_of(&sandbox.location)
-            .ok_or_else(|| anyhow::anyhow!("sandbox `{}` is not on this cluster", sandbox.id))?;
+        let namespace = self.namespace_for(sandbox);
         self.connections.forget(&sandbox.id);
         let removed = self.cluster.delete(namespace, &sandbox.id).await?;
         if sandbox.tracked {

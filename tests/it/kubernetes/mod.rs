@@ -90,9 +90,16 @@ impl Cluster {
         id
     }
 
+    /// `create` with `extra` arguments (the test image unless they name another).
     pub(crate) fn try_create(&self, extra: &[&str]) -> Output {
+        let image: &[&str] = if extra.contains(&"--image") {
+            &[]
+        } else {
+            &["--image", &self.image]
+        };
         self.cmd()
-            .args(["create", "--image", &self.image])
+            .arg("create")
+            .args(image)
             .args(self.env.label_args())
             .args(extra)
             .output()
