@@ -24,6 +24,19 @@ cargo test --locked "$@"
 # ...and the integration tests again on the `docker exec` path, which must behave the same. The
 # escape tests make their sandboxes with the agent whatever ENCLAVE_AGENT says: once is enough.
 ENCLAVE_AGENT=off cargo test --locked --test it "$@" -- --skip escapes::
+# The fake Kubernetes API server the kubernetes backend is tested against, itself checked with
+# kubectl (a second, independent client) and kube-rs.
+if command -v kubectl >/dev/null; then
+  echo "kubectl for the fake's tests: $(kubectl version --client 2>/dev/null | head -1)" >&2
+else
+  echo "WARNING: no kubectl on PATH: the fake API server's kubectl tests will say SKIPPED" >&2
+fi
+cargo test --locked -p enclave-fake-kube
+if [[ -z ${KUBECONFIG:-} ]]; then
+  echo "==> REAL-CLUSTER SUITE SKIPPED: KUBECONFIG is not set, so the kubernetes tests ran against the fake API server only" >&2
+else
+  echo "==> the kubernetes tests also ran against the real cluster of KUBECONFIG=$KUBECONFIG" >&2
+fi
 # ms-enclave's own Python client against `enclave server` (a venv from PyPI).
 ./scripts/test-python-client.sh
 # The kubernetes backend's Pod manifests against the API's schemas, offline (1.33 and 1.37).
