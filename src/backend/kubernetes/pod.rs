@@ -390,3 +390,464 @@ mod tests {
         assert!(err.to_string().contains("`enclave rm k3x9`"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod end_to_end {
+    //! Against an API server named by `ENCLAVE_TEST_KUBECONFIG` (the fake: `cargo run -p
+    //! enclave-fake-kube --bin fake-kube` prints its kubeconfig), with Pods of the test image
+    //! (`ENCLAVE_TEST_IMAGE`, default `enclave-test-python:bookworm`). Skipped, loudly, without
+    //! it. The fake's faults are set through its `PUT /_fake/fault` and taken by the next exec,
+    //! so these tests run one at a time.
+    use std::time::Duration;
+
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    use tokio::sync::Mutex;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::backend::FileKind;
+    use crate::model::{Capture, ExecEnd, KillReport, Stream};
+
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+    const NAMESPACE: &str = "default";
+
+    struct Cluster {
+        client: kube::Client,
+        url: String,
+    }
+
+    async fn cluster() -> Option<Cluster> {
+        let Ok(path) = std::env::var("ENCLAVE_TEST_KUBECONFIG") else {
+            eprintln!(
+                "SKIPPED: ENCLAVE_TEST_KUBECONFIG is not set (run the fake: `cargo run -p \
+                 enclave-fake-kube --bin fake-kube`, and set it to the KUBECONFIG it prints)"
+            );
+            return None;
+        };
+        let kubeconfig = Kubeconfig::read_from(path).expect("a readable kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("a usable kubeconfig");
+        let url = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).expect("a client");
+        Some(Cluster { client, url })
+    }
+
+    impl Cluster {
+        /// The Pod `name` (created when missing, as a sandbox's manifest has it), once running.
+        async fn sandbox(&self, name: &str) -> PodSandbox {
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), NAMESPACE);
+            if pods.get_opt(name).await.unwrap().is_none() {
+                let image = std::env::var("ENCLAVE_TEST_IMAGE")
+                    .unwrap_or_else(|_| "enclave-test-python:bookworm".into());
+                let pod: Pod = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": { "name": name },
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "terminationGracePeriodSeconds": 0,
+                        "containers": [{
+                            "name": "sandbox", "image": image,
+                            "command": ["sleep", "infinity"],
+                            "env": [{ "name": "PATH", "value": "/usr/local/bin:/usr/bin:/bin" }],
+                            "stdin": true, "tty": true,
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "capabilities": { "drop": ["ALL"] },
+                            },
+                        }],
+                    },
+                }))
+                .unwrap();
+                pods.create(&Default::default(), &pod).await.unwrap();
+            }
+            for _ in 0..300 {
+                let pod = pods.get(name).await.unwrap();
+                if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                    return PodSandbox::new(self.client.clone(), NAMESPACE, name);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("Pod {name} did not start");
+        }
+
+        async fn fault(&self, name: &str) {
+            let url = format!("{}/_fake/fault", self.url.trim_end_matches('/'));
+            let answer = reqwest::Client::new()
+                .put(url)
+                .json(&serde_json::json!({ "fault": name }))
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_success(), "setting {name}: {answer:?}");
+        }
+    }
+
+    fn sh(script: &str) -> ExecSpec {
+        ExecSpec::new(vec!["sh".into(), "-c".into(), script.into()])
+    }
+
+    async fn run(sandbox: &PodSandbox, spec: ExecSpec) -> (ExecOutcome, String, String) {
+        let mut capture = Capture::new(1 << 20);
+        let outcome = sandbox.exec(spec, &mut capture).await.unwrap();
+        (
+            outcome,
+            capture.stdout.into_text().0,
+            capture.stderr.into_text().0,
+        )
+    }
+
+    /// Counts bytes per stream; fails after `fail_after` writes when set.
+    #[derive(Default)]
+    struct Count {
+        stdout: usize,
+        stderr: usize,
+        writes: usize,
+        fail_after: Option<usize>,
+    }
+
+    #[async_trait]
+    impl OutputSink for Count {
+        async fn write(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+            self.writes += 1;
+            if self.fail_after.is_some_and(|n| self.writes > n) {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            match stream {
+                Stream::Stdout => self.stdout += data.len(),
+                Stream::Stderr => self.stderr += data.len(),
+            }
+            Ok(())
+        }
+    }
+
+    /// Processes whose command line has `needle` (given split in two, so the looking shell's
+    /// own command line does not hold it).
+    async fn processes_with(sandbox: &PodSandbox, a: &str, b: &str) -> usize {
+        let script = format!(
+            "n=0; for d in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $d/cmdline 2>/dev/null); \
+             case \"$c\" in *\"{a}\"\"{b}\"*) n=$((n+1));; esac; done; echo $n"
+        );
+        let (outcome, stdout, _) = run(sandbox, sh(&script)).await;
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(0)));
+        stdout.trim().parse().unwrap()
+    }
+
+    macro_rules! setup {
+        ($name:expr) => {{
+            let Some(cluster) = cluster().await else {
+                return;
+            };
+            let guard = ONE_AT_A_TIME.lock().await;
+            let sandbox = cluster.sandbox($name).await;
+            (cluster, sandbox, guard)
+        }};
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn commands_run_with_their_exit_code_env_workdir_and_stdin() {
+        let (_cluster, sandbox, _guard) = setup!("enclave-e2e-exec");
+        let (outcome, stdout, stderr) = run(&sandbox, sh("echo out; echo err >&2; exit 3")).await;
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(3)));
+        assert_eq!((stdout.as_str(), stderr.as_str()), ("out\n", "err\n"));
+
+        let mut spec = sh("printf '%s|%s|%s' \"$A\" \"$PWD\" \"$1\"");
+        spec.argv.extend(["sh".into(), "it's \"$x\"".into()]);
+        spec.env = vec!["A=a b $(c)".into()];
+        spec.workdir = Some("/tmp".into());
+        let (outcome, stdout, _) = run(&sandbox, spec).await;
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(0)));
+        assert_eq!(stdout, "a b $(c)|/tmp|it's \"$x\"");
+
+        let mut spec = sh("true");
+        spec.workdir = Some("/no/such/dir".into());
+        let err = sandbox.exec(spec, &mut Capture::new(64)).await.unwrap_err();
+        assert!(
+            matches!(crate::error::find(&err), Some(Error::NoWorkdir(d)) if d == "/no/such/dir")
+        );
+
+        let (outcome, _, stderr) =
+            run(&sandbox, ExecSpec::new(vec!["no-such-command".into()])).await;
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(127)));
+        assert!(stderr.contains("not found"), "{stderr}");
+
+        // Stdin of unknown length, closed at its end (v5.channel.k8s.io).
+        let mut spec = ExecSpec::new(vec!["sh".into(), "-c".into(), "wc -c; cat".into()]);
+        spec.stdin = Some(Box::new(std::io::Cursor::new(vec![b'x'; 200_000])));
+        let (outcome, stdout, _) = run(&sandbox, spec).await;
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(0)));
+        assert_eq!(stdout.trim(), "200000");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_flood_on_both_streams_arrives_whole_without_deadlock() {
+        let (_cluster, sandbox, _guard) = setup!("enclave-e2e-exec");
+        let mut count = Count::default();
+        let spec = sh("head -c 8388608 /dev/zero >&2 & head -c 8388608 /dev/zero; wait");
+        let run = sandbox.exec(spec, &mut count);
+        let outcome = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .expect("no deadlock")
+            .unwrap();
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(0)));
+        assert_eq!((count.stdout, count.stderr), (8 << 20, 8 << 20));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn timeouts_cancels_and_a_closed_reader_kill_the_whole_tree() {
+        let (_cluster, sandbox, _guard) = setup!("enclave-e2e-exec");
+        let mut spec = sh("sleep 4301 & sleep 4301");
+        spec.timeout = Some(Duration::from_secs(1));
+        let (outcome, _, _) = run(&sandbox, spec).await;
+        assert_eq!(outcome.end, ExecEnd::TimedOut);
+        assert!(
+            matches!(outcome.kill, Some(KillReport::Verified { killed }) if killed >= 3),
+            "{:?}",
+            outcome.kill
+        );
+        assert!(outcome.duration < Duration::from_secs(10));
+        assert_eq!(processes_with(&sandbox, "sleep 43", "01").await, 0);
+
+        let spec = sh("sleep 4302 & sleep 4302");
+        let cancel = spec.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            cancel.cancel();
+        });
+        let (outcome, _, _) = run(&sandbox, spec).await;
+        assert_eq!(outcome.end, ExecEnd::Cancelled);
+        assert!(matches!(outcome.kill, Some(KillReport::Verified { .. })));
+        assert_eq!(processes_with(&sandbox, "sleep 43", "02").await, 0);
+
+        let mut count = Count {
+            fail_after: Some(2),
+            ..Count::default()
+        };
+        let outcome = sandbox
+            .exec(sh("yes 4303 & yes 4303"), &mut count)
+            .await
+            .unwrap();
+        assert_eq!(outcome.end, ExecEnd::OutputClosed);
+        assert!(matches!(outcome.kill, Some(KillReport::Verified { .. })));
+        assert_eq!(processes_with(&sandbox, "yes 43", "03").await, 0);
+
+        // Cancelled before it starts: nothing runs, nothing is left.
+        let spec = sh("sleep 4304");
+        spec.cancel.cancel();
+        let (outcome, _, _) = run(&sandbox, spec).await;
+        assert_eq!(outcome.end, ExecEnd::Cancelled);
+        let _ = CancellationToken::new();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn each_fault_of_the_fake_gives_the_right_outcome() {
+        let (cluster, sandbox, _guard) = setup!("enclave-e2e-exec");
+        let script = "echo hello; echo oops >&2; exit 5";
+
+        cluster.fault("SplitFrames").await;
+        let (outcome, stdout, stderr) = run(&sandbox, sh(script)).await;
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(5)));
+        assert_eq!((stdout.as_str(), stderr.as_str()), ("hello\n", "oops\n"));
+
+        cluster.fault("StderrFlood").await;
+        let mut count = Count::default();
+        let outcome = sandbox.exec(sh(script), &mut count).await.unwrap();
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(5)));
+        assert_eq!(count.stdout, 6);
+        assert!(count.stderr >= 4 << 20, "{}", count.stderr);
+
+        cluster.fault("NoStatusFrame").await;
+        let err = sandbox.exec(sh("exit 0"), &mut Capture::new(64)).await;
+        let err = err.expect_err("no status frame is a failure, never exit 0");
+        assert!(format!("{err:#}").contains("unknown"), "{err:#}");
+
+        cluster.fault("ContainerNotFound").await;
+        let err = sandbox.exec(sh("exit 0"), &mut Capture::new(64)).await;
+        let err = err.expect_err("a container not found is a failure");
+        assert!(
+            matches!(crate::error::find(&err), Some(Error::Refused { message, .. }) if message.contains("not found")),
+            "{err:#}"
+        );
+
+        cluster.fault("DropConnection").await;
+        let err = sandbox
+            .exec(
+                sh("echo before; sleep 1; echo after"),
+                &mut Capture::new(64),
+            )
+            .await;
+        assert!(err.is_err(), "a dropped connection is a failure: {err:?}");
+
+        cluster.fault("Forbidden").await;
+        let err = sandbox.exec(sh("exit 0"), &mut Capture::new(64)).await;
+        let err = err.expect_err("forbidden");
+        assert!(
+            matches!(crate::error::find(&err), Some(Error::Refused { .. })),
+            "{err:#}"
+        );
+
+        // The faults were each taken once: the next exec is whole again.
+        let (outcome, stdout, _) = run(&sandbox, sh(script)).await;
+        assert_eq!(outcome.end, ExecEnd::Exited(Some(5)));
+        assert_eq!(stdout, "hello\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_missing_pod_is_not_found_and_remove_says_what_it_did() {
+        let (cluster, sandbox, _guard) = setup!("enclave-e2e-gone");
+        let ghost = PodSandbox::new(cluster.client.clone(), NAMESPACE, "enclave-nosuch");
+        let err = ghost
+            .exec(sh("true"), &mut Capture::new(64))
+            .await
+            .unwrap_err();
+        assert!(matches!(crate::error::find(&err), Some(Error::NotFound(id)) if id == "nosuch"));
+
+        assert!(sandbox.remove().await.unwrap());
+        assert!(!sandbox.remove().await.unwrap());
+    }
+
+    fn names_in(tar: &[u8]) -> Vec<String> {
+        let mut archive = tar::Archive::new(tar);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    async fn collect(stream: ArchiveStream) -> Vec<u8> {
+        use futures_util::TryStreamExt;
+        let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+        chunks.concat()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn files_round_trip() {
+        let (_cluster, sandbox, _guard) = setup!("enclave-e2e-files");
+        run(&sandbox, sh("rm -rf /tmp/rt /tmp/rt2")).await;
+        sandbox.make_dirs("/tmp/rt/sub").await.unwrap();
+        let name = "a \"b\" $(x) 'c'.txt";
+        sandbox
+            .put(
+                "/tmp/rt",
+                vec![
+                    NewEntry::Dir {
+                        path: "d".into(),
+                        mode: 0o700,
+                    },
+                    NewEntry::File {
+                        path: format!("d/{name}"),
+                        content: b"\x00\xffdata".to_vec(),
+                        mode: 0o755,
+                    },
+                ],
+            )
+            .await
+            .unwrap();
+        let path = format!("/tmp/rt/d/{name}");
+        let stat = sandbox.stat(&path).await.unwrap().unwrap();
+        assert_eq!(
+            (stat.kind, stat.size, stat.mode),
+            (FileKind::File, 6, 0o755)
+        );
+        let dir = sandbox.stat("tmp/rt/d").await.unwrap().unwrap();
+        assert_eq!((dir.kind, dir.mode), (FileKind::Dir, 0o700));
+        assert_eq!(
+            sandbox.read_file(&path, 6).await.unwrap().unwrap(),
+            b"\x00\xffdata"
+        );
+        assert_eq!(sandbox.read_file(&path, 5).await.unwrap(), None);
+        assert!(sandbox.stat("/tmp/rt/nothing").await.unwrap().is_none());
+
+        run(&sandbox, sh("ln -s 'd/x y' /tmp/rt/link")).await;
+        let link = sandbox.stat("/tmp/rt/link").await.unwrap().unwrap();
+        assert_eq!(
+            (link.kind, link.link_target.as_str()),
+            (FileKind::Symlink, "d/x y")
+        );
+
+        // Replacing a directory with a file (or the other way round) is refused.
+        let err = sandbox
+            .put(
+                "/tmp/rt",
+                vec![NewEntry::File {
+                    path: "d".into(),
+                    content: b"x".to_vec(),
+                    mode: 0o644,
+                }],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot replace the directory"),
+            "{err:#}"
+        );
+        let err = sandbox
+            .put(
+                "/tmp/rt",
+                vec![NewEntry::Dir {
+                    path: format!("d/{name}"),
+                    mode: 0o755,
+                }],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot replace the file"),
+            "{err:#}"
+        );
+
+        let tar = collect(sandbox.get_archive("/tmp/rt").await.unwrap().unwrap()).await;
+        let mut names = names_in(&tar);
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "rt/",
+                "rt/d/",
+                &format!("rt/d/{name}"),
+                "rt/link",
+                "rt/sub/"
+            ]
+        );
+        let one = collect(sandbox.get_archive(&path).await.unwrap().unwrap()).await;
+        assert_eq!(names_in(&one), [name]);
+        assert!(sandbox
+            .get_archive("/tmp/rt/nothing")
+            .await
+            .unwrap()
+            .is_none());
+
+        // The archive back into a new directory, made on the way; existing files overwritten.
+        sandbox
+            .put_archive("/tmp/rt2/new", Bytes::from(tar.clone()))
+            .await
+            .unwrap();
+        sandbox
+            .put_archive("/tmp/rt2/new", Bytes::from(tar))
+            .await
+            .unwrap();
+        let copied = sandbox
+            .read_file(&format!("/tmp/rt2/new/rt/d/{name}"), 100)
+            .await
+            .unwrap();
+        assert_eq!(copied.unwrap(), b"\x00\xffdata");
+
+        // Large content survives the trip both ways.
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        sandbox
+            .put(
+                "/tmp/rt",
+                vec![NewEntry::File {
+                    path: "big".into(),
+                    content: big.clone(),
+                    mode: 0o644,
+                }],
+            )
+            .await
+            .unwrap();
+        let back = sandbox.read_file("/tmp/rt/big", 3_000_000).await.unwrap();
+        assert!(back.unwrap() == big);
+    }
+}
