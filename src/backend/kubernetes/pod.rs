@@ -406,7 +406,7 @@ mod end_to_end {
 
     use super::*;
     use crate::backend::FileKind;
-    use crate::model::{Capture, ExecEnd, KillReport, Stream};
+    use crate::model::{Capture, ExecEnd, ExitCause, KillReport, Stream};
 
     static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
     const NAMESPACE: &str = "default";
@@ -708,6 +708,22 @@ mod end_to_end {
 
         assert!(sandbox.remove().await.unwrap());
         assert!(!sandbox.remove().await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_pod_removed_under_a_command_is_reported_as_gone() {
+        let (_cluster, sandbox, _guard) = setup!("enclave-e2e-vanish");
+        let remover = sandbox.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            remover.remove().await.unwrap();
+        });
+        let mut spec = sh("sleep 4306");
+        spec.timeout = Some(Duration::from_secs(60));
+        let (outcome, _, _) = run(&sandbox, spec).await;
+        assert_eq!(outcome.cause, Some(ExitCause::SandboxGone), "{outcome:?}");
+        assert!(!outcome.end.was_killed(), "{outcome:?}");
+        assert!(outcome.duration < Duration::from_secs(30));
     }
 
     fn names_in(tar: &[u8]) -> Vec<String> {
