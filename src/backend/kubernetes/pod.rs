@@ -726,6 +726,107 @@ mod end_to_end {
         assert!(outcome.duration < Duration::from_secs(30));
     }
 
+    /// A proxy to the API server that offers it only `v4.channel.k8s.io` for exec, as an API
+    /// server older than 1.30 would agree on: kube-rs offers v5 first.
+    async fn v4_only(upstream: &str) -> String {
+        use tokio::net::{TcpListener, TcpStream};
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let mut server = TcpStream::connect(&upstream).await.unwrap();
+                    let (mut client_read, mut client_write) = client.split();
+                    let (mut server_read, mut server_write) = server.split();
+                    let up = async {
+                        let mut buf = vec![0; 64 * 1024];
+                        loop {
+                            let n = match client_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let chunk = rewrite(&buf[..n]);
+                            if server_write.write_all(&chunk).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = server_write.shutdown().await;
+                    };
+                    let down = tokio::io::copy(&mut server_read, &mut client_write);
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        format!("http://{address}")
+    }
+
+    /// Drops v5 from a request's offered subprotocols (only ever in a request's headers).
+    fn rewrite(chunk: &[u8]) -> Vec<u8> {
+        let from = b"v5.channel.k8s.io, v4.channel.k8s.io";
+        let Some(at) = chunk.windows(from.len()).position(|w| w == from) else {
+            return chunk.to_vec();
+        };
+        let mut out = chunk[..at].to_vec();
+        out.extend_from_slice(b"v4.channel.k8s.io");
+        out.extend_from_slice(&chunk[at + from.len()..]);
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_v4_commands_and_file_writes_end_without_closing_stdin() {
+        let (cluster, _, _guard) = setup!("enclave-e2e-files");
+        let mut config = kube::Config::new(v4_only(&cluster.url).await.parse().unwrap());
+        config.default_namespace = NAMESPACE.into();
+        let client = kube::Client::try_from(config).unwrap();
+        let sandbox = PodSandbox::new(client, NAMESPACE, "enclave-e2e-files");
+
+        let (outcome, stdout, _) = run(&sandbox, sh("echo v4; exit 9")).await;
+        assert_eq!(
+            (outcome.end, stdout.as_str()),
+            (ExecEnd::Exited(Some(9)), "v4\n")
+        );
+
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        sandbox.make_dirs("/tmp/v4").await.unwrap();
+        sandbox
+            .put(
+                "/tmp/v4",
+                vec![NewEntry::File {
+                    path: "f".into(),
+                    content: content.clone(),
+                    mode: 0o640,
+                }],
+            )
+            .await
+            .unwrap();
+        let back = sandbox.read_file("/tmp/v4/f", 1 << 20).await.unwrap();
+        assert!(back.unwrap() == content);
+        let tar = collect(sandbox.get_archive("/tmp/v4").await.unwrap().unwrap()).await;
+        sandbox
+            .put_archive("/tmp/v4/again", Bytes::from(tar))
+            .await
+            .unwrap();
+        let stat = sandbox.stat("/tmp/v4/again/v4/f").await.unwrap().unwrap();
+        assert_eq!((stat.size, stat.mode), (300_000, 0o640));
+
+        // The documented limit: an open-ended stdin cannot be closed on v4 (kube-rs closes the
+        // whole WebSocket instead), which must end as a failure or a kill, never as a made-up
+        // exit code. (A real API server answers the close and drops the connection: a failure
+        // without status. The fake keeps the connection open, so here the timeout ends it.)
+        let mut spec = ExecSpec::new(vec!["cat".into()]);
+        spec.stdin = Some(Box::new(&b"abc"[..]));
+        spec.timeout = Some(Duration::from_secs(3));
+        match sandbox.exec(spec, &mut Capture::new(64)).await {
+            Err(e) => assert!(format!("{e:#}").contains("unknown"), "{e:#}"),
+            Ok(outcome) => assert!(outcome.end.was_killed(), "{outcome:?}"),
+        }
+    }
+
     fn names_in(tar: &[u8]) -> Vec<String> {
         let mut archive = tar::Archive::new(tar);
         archive
