@@ -332,6 +332,11 @@ impl PodSandbox {
         match stopped {
             Ok(None) => {
                 let status = attached.output.status().await;
+                if status.is_none() {
+                    // The connection ended without the command's end: on a real cluster the
+                    // command goes on running, unread. Ours to stop, as on any other failure.
+                    self.kill_tree(&token).await;
+                }
                 probe.finish().await;
                 let code = self.exit_code(status.as_ref()).await?;
                 if probe.saw_no_workdir && code == Some(NO_WORKDIR_STATUS) {
