@@ -19,6 +19,17 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 # The agent's own tests: the protocol, the binary on this host through its socket, and (the
 # ignored ones, which need Docker) as a container's init.
 cargo test --locked -p enclave-agent --features server -- --include-ignored
+# The Pod backend's own end-to-end unit tests (src/backend/kubernetes/pod.rs) need an API
+# server: the fake's binary, for the whole run.
+cargo build --locked --quiet -p enclave-fake-kube --bin fake-kube
+fake_out=$(mktemp)
+./target/debug/fake-kube > "$fake_out" &
+fake_pid=$!
+trap 'kill "$fake_pid" 2>/dev/null || true; rm -f "$fake_out"' EXIT
+for _ in $(seq 100); do grep -q '^KUBECONFIG=' "$fake_out" && break; sleep 0.1; done
+ENCLAVE_TEST_KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$fake_out")
+[[ -n $ENCLAVE_TEST_KUBECONFIG ]] || { echo "the fake API server did not start" >&2; exit 1; }
+export ENCLAVE_TEST_KUBECONFIG
 # Every test with sandboxes reached through their agent (the default)...
 cargo test --locked "$@"
 # ...and the integration tests again on the `docker exec` path, which must behave the same. The
