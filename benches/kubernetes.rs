@@ -14,7 +14,9 @@ use anyhow::{bail, Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use enclave::manager::{CreateRequest, KubeManager, Manager};
-use enclave::model::{Discard, DockerSandboxConfig, ExecEnd, ExecSpec, NoProgress, Sandbox, SandboxType};
+use enclave::model::{
+    Discard, DockerSandboxConfig, ExecEnd, ExecSpec, NoProgress, Sandbox, SandboxType,
+};
 use enclave::state::StateStore;
 use enclave_fake_kube::FakeKube;
 
@@ -51,7 +53,10 @@ async fn bench(runs: usize) -> Result<()> {
     }
     let measured = measured?;
     println!("kubernetes backend on {cluster}");
-    println!("image {image}, {runs} runs per row (create rows: {} runs)\n", create_runs(runs));
+    println!(
+        "image {image}, {runs} runs per row (create rows: {} runs)\n",
+        create_runs(runs)
+    );
     println!("{:<52} {:>9} {:>9} {:>9}", "", "median ms", "min", "p90");
     for (name, samples) in &measured {
         row(name, samples);
@@ -108,7 +113,10 @@ async fn measure(
     let (by_plain, by_agent) = calls?;
     let mut rows = vec![
         ("create → first exec, plain exec".to_string(), first_plain),
-        ("create → first exec, with the agent (copied in)".to_string(), first_agent),
+        (
+            "create → first exec, with the agent (copied in)".to_string(),
+            first_agent,
+        ),
         ("exec `true`, plain exec".to_string(), by_plain),
         ("exec `true`, agent over one exec".to_string(), by_agent),
     ];

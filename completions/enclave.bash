@@ -119,7 +119,7 @@ _enclave() {
 
     case "${cmd}" in
         enclave)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version create ls ps inspect exec run run-tool tools rm remove stop cp shell server mcp completions help"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version create ls ps inspect exec run run-tool tools rm remove stop cp shell server mcp completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -137,6 +137,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -145,7 +157,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__completions)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version bash elvish fish powershell zsh"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,6 +172,18 @@ _enclave() {
                     return 0
                     ;;
                 --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -171,7 +195,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__cp)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,6 +213,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -197,21 +233,13 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__create)
-            opts="-e -p -w -q -v -h -V --type --backend --namespace --dry-run --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --base-url --volcengine-api-key --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-e -p -w -q -v -h -V --type --dry-run --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --base-url --volcengine-api-key --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --type)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --backend)
-                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
-                    return 0
-                    ;;
-                --namespace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -295,6 +323,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -303,7 +343,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__exec)
-            opts="-t -i -e -w -q -v -h -V --timeout --interactive --env --workdir --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-t -i -e -w -q -v -h -V --timeout --interactive --env --workdir --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -342,6 +382,18 @@ _enclave() {
                     return 0
                     ;;
                 --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -577,7 +629,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__inspect)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,6 +644,18 @@ _enclave() {
                     return 0
                     ;;
                 --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -603,7 +667,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__ls)
-            opts="-a -q -v -h -V --all --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-a -q -v -h -V --all --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -621,6 +685,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -629,7 +705,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__mcp)
-            opts="-q -v -h -V --http --host --port --token-file --allow-origin --allow-host --tools --sandbox --image --allow-dir --call-timeout --idle-expiry --network --label --keep --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-q -v -h -V --http --host --port --token-file --allow-origin --allow-host --tools --sandbox --image --allow-dir --call-timeout --idle-expiry --network --label --keep --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -695,6 +771,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -703,7 +791,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__rm)
-            opts="-q -v -h -V --all --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-q -v -h -V --all --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -721,6 +809,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -729,7 +829,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__run)
-            opts="-e -p -w -t -i -q -v -h -V --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --timeout --interactive --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-e -p -w -t -i -q -v -h -V --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --timeout --interactive --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -815,6 +915,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -823,7 +935,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__run__subcmd__tool)
-            opts="-t -q -v -h -V --arg --args --timeout --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-t -q -v -h -V --arg --args --timeout --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -857,6 +969,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -865,7 +989,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__server)
-            opts="-q -v -h -V --host --port --log-format --shutdown-grace --cleanup-on-exit --api-key --api-key-file --api-keys-file --insecure --cors-origin --max-body --max-archive --state-dir --cleanup-interval --ttl --idle-timeout --pool-size --pool-wait --allow-privileged --allow-mount --allow-named-volumes --allow-network --allow-public-ports --allow-volcengine --max-memory --max-cpus --max-pids --max-sandboxes --json --color --quiet --verbose --server --help --version"
+            opts="-q -v -h -V --host --port --log-format --shutdown-grace --cleanup-on-exit --api-key --api-key-file --api-keys-file --insecure --cors-origin --max-body --max-archive --state-dir --cleanup-interval --ttl --idle-timeout --pool-size --pool-wait --allow-privileged --allow-mount --allow-named-volumes --allow-network --allow-public-ports --allow-volcengine --max-memory --max-cpus --max-pids --max-sandboxes --json --color --quiet --verbose --server --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -971,6 +1095,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -979,7 +1115,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__shell)
-            opts="-t -q -v -h -V --timeout --image-dir --python --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-t -q -v -h -V --timeout --image-dir --python --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1013,6 +1149,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1021,7 +1169,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__stop)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1039,6 +1187,18 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1047,7 +1207,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__tools)
-            opts="-q -v -h -V --schema --json --color --quiet --verbose --server --api-key --help --version"
+            opts="-q -v -h -V --schema --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1066,6 +1226,18 @@ _enclave() {
                     return 0
                     ;;
                 --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "docker kubernetes" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_enclave_global_optspecs
-    string join \n json color= q/quiet v/verbose server= api-key= h/help V/version
+    string join \n json color= q/quiet v/verbose server= api-key= backend= namespace= context= h/help V/version
 end
 
 function __fish_enclave_needs_command
@@ -29,6 +29,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_needs_command" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_needs_command" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_needs_command" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_needs_command" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_needs_command" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_needs_command" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_needs_command" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_needs_command" -s v -l verbose -d 'Say more about what happens'
@@ -47,14 +51,11 @@ complete -c enclave -n "__fish_enclave_needs_command" -f -a "remove" -d 'Remove 
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "shell" -d 'A Python REPL in a sandbox: one live session, its variables kept between inputs'
-complete -c enclave -n "__fish_enclave_needs_command" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
+complete -c enclave -n "__fish_enclave_needs_command" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine or a cluster (--backend)'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "mcp" -d 'Serve sandboxes as MCP tools to agent hosts (stdio, or streamable HTTP with --http)'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l type -d 'Sandbox type: docker; docker_notebook (a Jupyter kernel for notebook_executor; default image enclave-notebook:1, built when missing); or volcengine (a SandboxFusion service\'s run_code API) [default: docker]' -r
-complete -c enclave -n "__fish_enclave_using_subcommand create" -l backend -d 'Where the sandbox runs: docker (the engine at DOCKER_HOST) or kubernetes (a Pod; so far only with --dry-run)' -r -f -a "docker\t''
-kubernetes\t''"
-complete -c enclave -n "__fish_enclave_using_subcommand create" -l namespace -d 'The Kubernetes namespace of the Pod' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l image -d 'Image to run [default: python:3.11-slim]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l tool -d 'Enable a tool (repeatable), e.g. python_executor' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l memory -d 'Memory limit, e.g. 512m or 2g (0 = unlimited) [default: 4g]' -r
@@ -74,7 +75,11 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l api-key -d 'The server\'s API key' -r
-complete -c enclave -n "__fish_enclave_using_subcommand create" -l dry-run -d 'Print the manifests a create would send (a JSON List), and create nothing'
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l dry-run -d 'With --backend kubernetes: print the manifests a create would send (a JSON List), and create nothing'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l no-network -d 'No network at all'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l json -d 'Print results as JSON on stdout (errors too)'
@@ -87,6 +92,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -s a -l all -d 'With `-q`, also list sandboxes your state file does not hold (other users\', other state directories\')'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -98,6 +107,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -s a -l all -d 'With `-q`, also list sandboxes your state file does not hold (other users\', other state directories\')'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -109,6 +122,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s v -l verbose -d 'Say more about what happens'
@@ -122,6 +139,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -s i -l interactive -d 'Forward stdin even when it is a terminal (it is forwarded whenever it is piped)'
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -146,6 +167,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l no-network -d 'No network at all'
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
 complete -c enclave -n "__fish_enclave_using_subcommand run" -s i -l interactive -d 'Forward stdin even when it is a terminal (it is forwarded whenever it is piped)'
@@ -162,6 +187,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -s v -l verbose -d 'Say more about what happens'
@@ -173,6 +202,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand tools" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand tools" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand tools" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -s v -l verbose -d 'Say more about what happens'
@@ -183,6 +216,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l all -d 'Remove every sandbox in your state file (others listed by `ls` are removed by id)'
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -194,6 +231,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l all -d 'Remove every sandbox in your state file (others listed by `ls` are removed by id)'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -205,6 +246,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -s v -l verbose -d 'Say more about what happens'
@@ -215,6 +260,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s v -l verbose -d 'Say more about what happens'
@@ -228,6 +277,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -s v -l verbose -d 'Say more about what happens'
@@ -261,6 +314,10 @@ complete -c enclave -n "__fish_enclave_using_subcommand server" -l color -d 'Whe
 always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l cleanup-on-exit -d 'Remove every sandbox on exit (ms-enclave\'s behaviour); by default they stay for the next run'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l insecure -d 'Allow listening on a non-loopback address without any key'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-privileged -d 'Allow `privileged: true`'
@@ -288,6 +345,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l http -d 'Serve streamable HTTP at /mcp instead of stdio'
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l network -d 'Let new sandboxes reach the network unless sandbox_create says otherwise'
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l keep -d 'Leave sandbox_create\'s sandboxes at exit (their idle expiry still applies)'
@@ -301,6 +362,10 @@ always\t''
 never\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l server -d 'Work with the sandboxes of the enclave server at URL instead of the local engine' -r
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l api-key -d 'The server\'s API key' -r
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -l backend -d 'Where new sandboxes go and which `ls` lists: docker (the engine at DOCKER_HOST) or kubernetes (Pods in the cluster of the kubeconfig, or the one this runs in)' -r -f -a "docker\t''
+kubernetes\t''"
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s v -l verbose -d 'Say more about what happens'
@@ -317,7 +382,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_see
 complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "stop" -d 'Stop sandboxes: their processes end, they stay until removed'
 complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "cp" -d 'Copy files and directories between this machine and a sandbox'
 complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "shell" -d 'A Python REPL in a sandbox: one live session, its variables kept between inputs'
-complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine'
+complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "server" -d 'Serve the HTTP API (ms-enclave\'s, and enclave\'s own) over the local engine or a cluster (--backend)'
 complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "mcp" -d 'Serve sandboxes as MCP tools to agent hosts (stdio, or streamable HTTP with --http)'
 complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "completions" -d 'Print a shell completion script'
 complete -c enclave -n "__fish_enclave_using_subcommand help; and not __fish_seen_subcommand_from create ls inspect exec run run-tool tools rm stop cp shell server mcp completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

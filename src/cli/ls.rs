@@ -4,8 +4,10 @@ use anyhow::Result;
 use chrono::Utc;
 use clap::Args;
 
-use super::Ctx;
+use super::{BackendChoice, Ctx};
+use crate::model::Location;
 use crate::output;
+use crate::state::StateStore;
 
 #[derive(Debug, Args)]
 pub(crate) struct LsArgs {
@@ -59,6 +61,9 @@ pub(crate) async fn run(args: LsArgs, ctx: &Ctx) -> Result<u8> {
             rows,
         )
         .await?;
+        if let Some(note) = elsewhere(ctx) {
+            out.note(&note);
+        }
         if sandboxes.iter().any(|s| !s.tracked) {
             out.note(
                 "TRACKED no: not in your state file (another user's, or another state \
@@ -67,4 +72,30 @@ pub(crate) async fn run(args: LsArgs, ctx: &Ctx) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// For `ls` of one place: the sandboxes the state file holds in the other places, and how to
+/// list them (a sandbox made with `--backend kubernetes` is not on the local engine's list).
+fn elsewhere(ctx: &Ctx) -> Option<String> {
+    if ctx.is_remote() {
+        return None;
+    }
+    let state = StateStore::from_env().ok()?.load().ok()?;
+    let (mut on_kubernetes, mut on_docker) = (0, 0);
+    for record in state.sandboxes.values() {
+        match record.location {
+            Location::Kubernetes { .. } => on_kubernetes += 1,
+            Location::Docker => on_docker += 1,
+            Location::Server { .. } => {}
+        }
+    }
+    match ctx.backend {
+        BackendChoice::Docker if on_kubernetes > 0 => Some(format!(
+            "{on_kubernetes} more on kubernetes: `enclave --backend kubernetes ls` lists them"
+        )),
+        BackendChoice::Kubernetes if on_docker > 0 => Some(format!(
+            "{on_docker} more on the local engine: `enclave --backend docker ls` lists them"
+        )),
+        _ => None,
+    }
 }

@@ -116,7 +116,7 @@ pub(crate) enum Command {
     Cp(cp::CpArgs),
     /// A Python REPL in a sandbox: one live session, its variables kept between inputs
     Shell(shell::ShellArgs),
-    /// Serve the HTTP API (ms-enclave's, and enclave's own) over the local engine
+    /// Serve the HTTP API (ms-enclave's, and enclave's own) over the local engine or a cluster (--backend)
     Server(server::ServerArgs),
     /// Serve sandboxes as MCP tools to agent hosts (stdio, or streamable HTTP with --http)
     Mcp(mcp::McpArgs),

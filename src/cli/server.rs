@@ -291,11 +291,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
 /// What the server's sandboxes live in: the local engine, or with `--backend kubernetes` Pods in
 /// the cluster (the service account's when the server runs in one). Either must answer now,
 /// not at the first request.
-async fn serving_manager(
-    ctx: &Ctx,
-    state: StateStore,
-    logger: Logger,
-) -> Result<Arc<dyn Manager>> {
+async fn serving_manager(ctx: &Ctx, state: StateStore, logger: Logger) -> Result<Arc<dyn Manager>> {
     if ctx.backend == BackendChoice::Kubernetes {
         let manager = ctx
             .until_signal(KubeManager::connect(

@@ -23,8 +23,8 @@ use crate::backend::kubernetes::{self as k8s, manifests, Cluster, PodPlan, PodRe
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::model::{
-    new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, Location, OutputSink, PullObserver,
-    Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType, ToolResult,
+    new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, Location, OutputSink,
+    PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType, ToolResult,
 };
 use crate::session::{self, Session, SessionOptions};
 use crate::state::{AgentSocket, SandboxRecord, StateStore};
@@ -120,7 +120,10 @@ impl KubeManager {
     }
 
     /// Records joined with the Pods of their namespaces and of ours: every sandbox we know here.
-    async fn join_with_pods(&self, records: IndexMap<String, SandboxRecord>) -> Result<Vec<Sandbox>> {
+    async fn join_with_pods(
+        &self,
+        records: IndexMap<String, SandboxRecord>,
+    ) -> Result<Vec<Sandbox>> {
         let mut namespaces: Vec<String> = vec![self.namespace.clone()];
         for record in records.values() {
             if let Some(ns) = self.namespace_of(&record.location) {
@@ -138,7 +141,10 @@ impl KubeManager {
         let mut found: Vec<Sandbox> = records
             .into_values()
             .map(|r| {
-                let ns = self.namespace_of(&r.location).unwrap_or_default().to_string();
+                let ns = self
+                    .namespace_of(&r.location)
+                    .unwrap_or_default()
+                    .to_string();
                 let pod = pods.shift_remove(&(ns, r.id.clone()));
                 self.tracked(r, pod.as_ref())
             })
@@ -354,7 +360,13 @@ impl Manager for KubeManager {
             .map(|secs| Duration::from_secs_f64(secs.ceil()));
         // The config's own labels go on the Pod too, as they go on a container.
         let mut labels = request.extra_labels.clone();
-        labels.extend(request.config.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        labels.extend(
+            request
+                .config
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         let plan = PodPlan {
             id: &id,
             namespace: &self.namespace,
@@ -420,7 +432,10 @@ impl Manager for KubeManager {
         }
         let mut records = self.records()?;
         if let Some(record) = records.shift_remove(id_or_prefix) {
-            let ns = self.namespace_of(&record.location).unwrap_or_default().to_string();
+            let ns = self
+                .namespace_of(&record.location)
+                .unwrap_or_default()
+                .to_string();
             let pod = self.cluster.pod(&ns, &record.id).await?;
             return Ok(self.tracked(record, pod.as_ref()));
         }
@@ -510,7 +525,8 @@ impl Manager for KubeManager {
     }
 
     async fn get_archive(&self, sandbox: &Sandbox, path: &str) -> Result<ArchiveStream> {
-        self.live(sandbox).await?
+        self.live(sandbox)
+            .await?
             .get_archive(path)
             .await?
             .ok_or_else(|| {

@@ -24,9 +24,9 @@ use crate::backend::docker::{
 use crate::backend::{Backend, DockerEngine};
 use crate::error::Error;
 use crate::model::{
-    new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, ExitCause,
-    Location, OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus,
-    SandboxType, ToolResult,
+    new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, ExitCause, Location,
+    OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType,
+    ToolResult,
 };
 use crate::session::{self, Session, SessionOptions};
 use crate::state::{AgentSocket, Corrupt, SandboxRecord, StateStore};

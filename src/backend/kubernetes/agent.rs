@@ -129,7 +129,11 @@ async fn start(pod: &PodSandbox, secret: &str, warm_python: bool) -> Result<()> 
 }
 
 /// Runs a short setup command; its exit status and stdout.
-async fn run(pod: &PodSandbox, argv: &[&str], stdin: Option<String>) -> Result<(Option<i64>, String)> {
+async fn run(
+    pod: &PodSandbox,
+    argv: &[&str],
+    stdin: Option<String>,
+) -> Result<(Option<i64>, String)> {
     let mut spec = ExecSpec::new(argv.iter().map(|a| (*a).to_string()).collect());
     spec.timeout = Some(STEP_TIMEOUT);
     if let Some(input) = stdin {

@@ -475,7 +475,10 @@ mod tests {
             record.created.unwrap().timestamp_millis(),
             created.timestamp_millis()
         );
-        assert_eq!(record.extra_labels.get("team").map(String::as_str), Some("ml"));
+        assert_eq!(
+            record.extra_labels.get("team").map(String::as_str),
+            Some("ml")
+        );
         assert!(!record.extra_labels.contains_key("enclave.owner"));
     }
 

@@ -49,7 +49,14 @@ fn create_exec_tools_and_rm(k: &Cluster) {
     // Tools, as on Docker.
     let out = k
         .cmd()
-        .args(["run-tool", &id, "python_executor", "--arg", "code=print(6 * 7)", "--json"])
+        .args([
+            "run-tool",
+            &id,
+            "python_executor",
+            "--arg",
+            "code=print(6 * 7)",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -78,6 +85,21 @@ fn create_exec_tools_and_rm(k: &Cluster) {
     let mode = if agent_on() { "exec" } else { "off" };
     assert_eq!(info["agent"]["mode"], mode, "{info}");
 
+    // The local engine's list does not hold it, and says where it is.
+    let out = k
+        .cmd()
+        .env("ENCLAVE_BACKEND", "docker")
+        .arg("ls")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(&id), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("1 more on kubernetes: `enclave --backend kubernetes ls`"),
+        "{}",
+        stderr(&out)
+    );
+
     // Removed: the Pod is gone and nothing is recorded.
     let out = k.cmd().args(["rm", &id]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -95,12 +117,22 @@ fn a_timeout_kills_the_whole_tree(k: &Cluster) {
     let started = Instant::now();
     let out = k
         .cmd()
-        .args(["exec", "--timeout", "2", &id, "sleep 300 & sleep 301 & sleep 302"])
+        .args([
+            "exec",
+            "--timeout",
+            "2",
+            &id,
+            "sleep 300 & sleep 301 & sleep 302",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(60));
-    assert!(stderr(&out).contains("timed out after 2s"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("timed out after 2s"),
+        "{}",
+        stderr(&out)
+    );
     // Nothing it started is left in the Pod.
     let out = k
         .cmd()
@@ -120,7 +152,11 @@ fn both_streams_flood_without_a_deadlock(k: &Cluster) {
         .arg("for i in 1 2 3 4; do head -c 2000000 /dev/zero | tr '\\0' a; head -c 2000000 /dev/zero | tr '\\0' b >&2; done")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", &stderr(&out)[..200.min(stderr(&out).len())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        &stderr(&out)[..200.min(stderr(&out).len())]
+    );
     assert_eq!(out.stdout.len(), 8_000_000);
     assert!(out.stdout.iter().all(|b| *b == b'a'));
     assert!(out.stderr.iter().filter(|b| **b == b'b').count() == 8_000_000);
@@ -143,7 +179,11 @@ fn files_go_in_and_out(k: &Cluster) {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = k
         .cmd()
-        .args(["exec", &id, "cat /tmp/in/a.txt; wc -c < /tmp/in/sub/big.bin"])
+        .args([
+            "exec",
+            &id,
+            "cat /tmp/in/a.txt; wc -c < /tmp/in/sub/big.bin",
+        ])
         .output()
         .unwrap();
     assert_eq!(stdout(&out), "alpha\n3000000\n", "{}", stderr(&out));
@@ -155,13 +195,21 @@ fn files_go_in_and_out(k: &Cluster) {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(back.join("sub/big.bin")).unwrap(), big);
-    assert_eq!(std::fs::read_to_string(back.join("a.txt")).unwrap(), "alpha\n");
+    assert_eq!(
+        std::fs::read_to_string(back.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
 
     // The file tool writes and reads through the same backend.
     let out = k
         .cmd()
         .args(["run-tool", &id, "file_operation", "--json"])
-        .args(["--arg", "operation=write", "--arg", "file_path=/tmp/note.txt"])
+        .args([
+            "--arg",
+            "operation=write",
+            "--arg",
+            "file_path=/tmp/note.txt",
+        ])
         .args(["--arg", "content=written by a tool"])
         .output()
         .unwrap();
@@ -169,7 +217,12 @@ fn files_go_in_and_out(k: &Cluster) {
     let out = k
         .cmd()
         .args(["run-tool", &id, "file_operation", "--json"])
-        .args(["--arg", "operation=read", "--arg", "file_path=/tmp/note.txt"])
+        .args([
+            "--arg",
+            "operation=read",
+            "--arg",
+            "file_path=/tmp/note.txt",
+        ])
         .output()
         .unwrap();
     let result: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -192,7 +245,10 @@ fn an_image_that_cannot_be_pulled_fails_in_words(k: &Cluster) {
     assert!(!out.status.success());
     let said = stderr(&out);
     assert!(said.contains("cannot be pulled"), "{said}");
-    assert!(started.elapsed() < Duration::from_secs(150), "gave up in time");
+    assert!(
+        started.elapsed() < Duration::from_secs(150),
+        "gave up in time"
+    );
     assert!(k.pods().is_empty(), "the stuck Pod was removed");
     let out = k.cmd().args(["ls", "-q"]).output().unwrap();
     assert_eq!(stdout(&out).trim(), "");
@@ -205,7 +261,10 @@ fn no_network_gets_a_deny_all_policy(k: &Cluster) {
     let out = k.kubectl(&["get", "networkpolicy", &name, "-o", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let policy: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(policy["spec"]["podSelector"]["matchLabels"]["enclave.id"], id.as_str());
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"]["enclave.id"],
+        id.as_str()
+    );
     assert_eq!(policy["spec"]["egress"], serde_json::json!([]));
     if k.is_fake() {
         // The fake models enforcement by giving the Pod's container no network at all.
@@ -255,7 +314,11 @@ fn a_pod_cannot_be_stopped_and_says_what_to_do(k: &Cluster) {
     let id = k.create(&[]);
     let out = k.cmd().args(["stop", &id]).output().unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains(&format!("enclave rm {id}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("enclave rm {id}")),
+        "{}",
+        stderr(&out)
+    );
     let out = k.cmd().args(["exec", &id, "true"]).output().unwrap();
     assert!(out.status.success(), "still running: {}", stderr(&out));
 }

@@ -33,7 +33,11 @@ fn exec_after(k: &Cluster, fault: Fault, command: &str) -> std::process::Output 
 #[test]
 fn output_split_into_one_byte_frames_arrives_whole() {
     let k = without_agent();
-    let out = exec_after(&k, Fault::SplitFrames, "printf hello; printf world >&2; exit 5");
+    let out = exec_after(
+        &k,
+        Fault::SplitFrames,
+        "printf hello; printf world >&2; exit 5",
+    );
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert_eq!(stdout(&out), "hello");
     assert!(stderr(&out).contains("world"), "{}", stderr(&out));
@@ -52,7 +56,10 @@ fn a_stderr_flood_does_not_block_stdout() {
 fn a_stream_without_a_status_frame_is_never_a_success() {
     let k = without_agent();
     let out = exec_after(&k, Fault::NoStatusFrame, "echo hi");
-    assert!(!out.status.success(), "a missing status must not read as exit 0");
+    assert!(
+        !out.status.success(),
+        "a missing status must not read as exit 0"
+    );
     assert!(stderr(&out).contains("status"), "{}", stderr(&out));
 }
 
@@ -68,7 +75,11 @@ fn a_container_that_vanished_is_said_so() {
 fn a_dropped_connection_fails_the_command_and_says_so() {
     let k = without_agent();
     let started = Instant::now();
-    let out = exec_after(&k, Fault::DropConnection, "echo before; sleep 5; echo after");
+    let out = exec_after(
+        &k,
+        Fault::DropConnection,
+        "echo before; sleep 5; echo after",
+    );
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(60));
     assert!(!stdout(&out).contains("after"), "{}", stdout(&out));
@@ -114,14 +125,22 @@ fn the_agent_rides_one_exec_and_survives_a_lost_bridge() {
         .output()
         .unwrap();
     assert_eq!(stdout(&out), "via agent\n", "{}", stderr(&out));
-    assert!(stderr(&out).contains("through its agent"), "{}", stderr(&out));
-    // The bridge exec is refused: the command still runs, by plain exec, and says why.
-    k.fake_server().set_fault(Fault::Forbidden);
+    assert!(
+        stderr(&out).contains("through its agent"),
+        "{}",
+        stderr(&out)
+    );
+    // The bridge's exec fails: the command still runs, by plain exec, and says why.
+    k.fake_server().set_fault(Fault::ContainerNotFound);
     let out = k
         .cmd()
         .args(["-v", "exec", &id, "echo by plain exec"])
         .output()
         .unwrap();
     assert_eq!(stdout(&out), "by plain exec\n", "{}", stderr(&out));
-    assert!(stderr(&out).contains("using plain exec"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("using plain exec"),
+        "{}",
+        stderr(&out)
+    );
 }

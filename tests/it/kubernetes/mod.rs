@@ -132,7 +132,13 @@ impl Drop for Cluster {
         // Nothing this test made may outlive it, whatever happened.
         if self.fake.is_none() {
             let selector = format!("{LABEL_KEY}={}", self.env.run_label);
-            let _ = self.kubectl(&["delete", "pods,networkpolicies", "-l", &selector, "--wait=false"]);
+            let _ = self.kubectl(&[
+                "delete",
+                "pods,networkpolicies",
+                "-l",
+                &selector,
+                "--wait=false",
+            ]);
         }
     }
 }

@@ -61,7 +61,11 @@ fn serves_pods_and_readopts_them_after_a_restart(k: &Cluster) {
         "re-adopted: {list}"
     );
     let result = call_tool(&server, "print('again')");
-    assert_eq!(result["output"].as_str().unwrap().trim(), "again", "{result}");
+    assert_eq!(
+        result["output"].as_str().unwrap().trim(),
+        "again",
+        "{result}"
+    );
 
     let (status, body) = call(server.delete(&format!("/sandbox/{id}")));
     assert_eq!(status, 200, "{body}");
