@@ -8,6 +8,7 @@
 mod dry_run;
 mod e2e;
 mod faults;
+mod mcp;
 mod server;
 
 use std::path::PathBuf;

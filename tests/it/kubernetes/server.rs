@@ -77,3 +77,41 @@ fn serves_pods_and_readopts_them_after_a_restart(k: &Cluster) {
     );
 }
 on_fake_and_real!(serves_pods_and_readopts_them_after_a_restart);
+
+fn a_warm_pool_is_a_pool_of_ready_pods(k: &Cluster) {
+    let server = server_on(k);
+    let config = json!({
+        "image": k.image,
+        "tools_config": {"shell_executor": {}},
+        "labels": {LABEL_KEY: k.env.run_label},
+    });
+    let (status, body) = call(
+        server
+            .post("/pool/initialize?pool_size=2&sandbox_type=docker")
+            .json(&config),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["sandbox_ids"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
+    let running: Vec<Value> = k
+        .pods()
+        .into_iter()
+        .filter(|p| p["status"]["phase"] == "Running")
+        .collect();
+    assert_eq!(running.len(), 2, "two Pods, ready before any call");
+    let (status, result) = call(
+        server
+            .post("/pool/execute?tool_name=shell_executor")
+            .json(&json!({"command": "echo pooled"})),
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(
+        result["output"].as_str().unwrap().trim(),
+        "pooled",
+        "{result}"
+    );
+}
+on_fake_and_real!(a_warm_pool_is_a_pool_of_ready_pods);
