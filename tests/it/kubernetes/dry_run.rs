@@ -92,3 +92,22 @@ fn what_the_kubernetes_backend_cannot_do_is_said_plainly() {
         assert!(stdout(&out).is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn without_a_cluster_to_reach_the_create_says_how_to_give_one() {
+    let env = TestEnv::new();
+    let home = tempfile::tempdir().unwrap();
+    let out = env
+        .cmd()
+        .env("HOME", home.path())
+        .env("KUBECONFIG", home.path().join("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .args(["create", "--backend", "kubernetes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("a Kubernetes cluster"), "{said}");
+    assert!(said.contains("KUBECONFIG"), "{said}");
+    assert!(env.containers().is_empty());
+}
