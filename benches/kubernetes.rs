@@ -59,10 +59,10 @@ async fn bench(runs: usize) -> Result<()> {
     );
     println!("{:<52} {:>9} {:>9} {:>9}", "", "median ms", "min", "p90");
     for (name, samples) in &measured {
-        row(name, samples);
+        common::row(name, samples);
     }
-    let plain = median(&measured[2].1).as_secs_f64();
-    let agent = median(&measured[3].1).as_secs_f64();
+    let plain = common::median(&measured[2].1).as_secs_f64();
+    let agent = common::median(&measured[3].1).as_secs_f64();
     println!(
         "\nper exec, plain exec / agent over one exec: {:.1}x",
         plain / agent.max(f64::EPSILON)
@@ -180,22 +180,4 @@ async fn exec(manager: &KubeManager, sandbox: &Sandbox) -> Result<()> {
         bail!("`true` ended {:?}", outcome.end);
     }
     Ok(())
-}
-
-fn row(name: &str, sorted: &[Duration]) {
-    println!(
-        "{:<52} {:>9.2} {:>9.2} {:>9.2}",
-        name,
-        ms(median(sorted)),
-        ms(sorted[0]),
-        ms(sorted[(sorted.len() * 9 / 10).saturating_sub(1)])
-    );
-}
-
-fn median(sorted: &[Duration]) -> Duration {
-    sorted[sorted.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

@@ -49,10 +49,11 @@ async fn bench(image: &str, runs: usize) -> Result<()> {
 
     println!("enclave mcp, {runs} runs each; image: {image}\n");
     println!("{:<52} {:>9} {:>9} {:>9}", "", "median ms", "min", "p90");
-    row("start to `initialize` answered (stdio)", &starts);
-    row("shell_executor `true`, Manager in process", &in_process);
-    row("shell_executor `true`, over MCP stdio", &over_mcp);
-    let overhead = median(&over_mcp).as_secs_f64() - median(&in_process).as_secs_f64();
+    common::row("start to `initialize` answered (stdio)", &starts);
+    common::row("shell_executor `true`, Manager in process", &in_process);
+    common::row("shell_executor `true`, over MCP stdio", &over_mcp);
+    let overhead =
+        common::median(&over_mcp).as_secs_f64() - common::median(&in_process).as_secs_f64();
     println!(
         "\nMCP overhead per call (median over MCP - median in process): {:.3} ms",
         overhead * 1e3
@@ -197,22 +198,4 @@ impl Server {
         }
         Ok(())
     }
-}
-
-fn row(name: &str, sorted: &[Duration]) {
-    println!(
-        "{:<52} {:>9.2} {:>9.2} {:>9.2}",
-        name,
-        ms(median(sorted)),
-        ms(sorted[0]),
-        ms(sorted[(sorted.len() * 9 / 10).saturating_sub(1)])
-    );
-}
-
-fn median(sorted: &[Duration]) -> Duration {
-    sorted[sorted.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

@@ -1,6 +1,9 @@
-//! What every in-process bench starts with: how many runs, which image, a runtime, a sandbox.
+//! What every in-process bench starts with: how many runs, which image, a runtime, a sandbox;
+//! and how their figures are printed. Each bench uses a part of it.
+#![allow(dead_code)]
 
 use std::future::Future;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -55,4 +58,23 @@ pub(crate) async fn create_sandbox(
         .await
         .with_context(|| format!("creating the {bench} bench's sandbox"))?;
     manager.find(&info.id).await
+}
+
+/// One row of a table of sorted samples: median, minimum and p90, in milliseconds.
+pub(crate) fn row(name: &str, sorted: &[Duration]) {
+    println!(
+        "{:<52} {:>9.2} {:>9.2} {:>9.2}",
+        name,
+        ms(median(sorted)),
+        ms(sorted[0]),
+        ms(sorted[(sorted.len() * 9 / 10).saturating_sub(1)])
+    );
+}
+
+pub(crate) fn median(sorted: &[Duration]) -> Duration {
+    sorted[sorted.len() / 2]
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }

@@ -9,9 +9,15 @@
 //! `sh` and `grep` in the image, and a free process slot; without them the kill is reported as
 //! unverified.
 
+use std::future::Future;
 use std::time::Duration;
 
 use crate::model::KillReport;
+
+/// How long what is left of a killed command's output is still read once the kill has ended.
+pub(crate) const DRAIN_AFTER_KILL: Duration = Duration::from_secs(3);
+/// How much of a killed command's remaining output is kept for the caller.
+pub(crate) const REST_CAP: usize = 1024 * 1024;
 
 /// The environment variable that marks a command's processes.
 pub(crate) const TOKEN_VAR: &str = "ENCLAVE_EXEC_TOKEN";
@@ -114,4 +120,56 @@ mod tests {
         assert_eq!(parse_report(""), KillReport::Unverified);
         assert_eq!(parse_report("sh: fork failed"), KillReport::Unverified);
     }
+}
+
+/// A command's output as a backend reads it.
+pub(crate) trait Output {
+    type Chunk;
+    /// The next chunk; `None` once the output ended (or failed).
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Self::Chunk>> + Send + '_;
+    fn size(chunk: &Self::Chunk) -> usize;
+}
+
+/// Runs `kill` while reading what is left of the command's `output`: a command blocked on a full pipe dies only once read, and an engine finishes a killed
+/// command (and the kill run beside it) only then. Keeps up to `REST_CAP` bytes (as `size`
+/// counts them); stops reading once the output ends, or `DRAIN_AFTER_KILL` after the kill when it
+/// does not.
+pub(crate) async fn kill_and_collect<O: Output>(
+    output: &mut O,
+    kill: impl Future<Output = KillReport>,
+) -> (KillReport, Vec<O::Chunk>) {
+    tokio::pin!(kill);
+    let mut rest = Vec::new();
+    let mut kept = 0;
+    let mut report = None;
+    let mut ended = false;
+    let give_up = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(give_up);
+    loop {
+        tokio::select! {
+            r = &mut kill, if report.is_none() => {
+                report = Some(r);
+                if ended {
+                    break;
+                }
+                give_up.as_mut().reset(tokio::time::Instant::now() + DRAIN_AFTER_KILL);
+            }
+            item = output.next_chunk(), if !ended => match item {
+                Some(chunk) => {
+                    if kept < REST_CAP {
+                        kept += O::size(&chunk);
+                        rest.push(chunk);
+                    }
+                }
+                None => {
+                    ended = true;
+                    if report.is_some() {
+                        break;
+                    }
+                }
+            },
+            () = &mut give_up, if report.is_some() => break,
+        }
+    }
+    (report.unwrap_or(KillReport::Unverified), rest)
 }

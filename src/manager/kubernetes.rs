@@ -3,7 +3,6 @@
 //! Docker: a Pod the state file does not hold is still listed, found and removable, and a
 //! server re-adopts its Pods from them after a restart.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::Connections;
 use super::local::Warn;
-use super::{tool_call, CreateRequest, Health, Manager, ToolCall};
+use super::{records, tool_call, CreateRequest, Health, Manager, ToolCall};
 use crate::backend::agent::AgentSandbox;
 use crate::backend::kubernetes::{self as k8s, manifests, Cluster, PodPlan, PodRecord};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::model::{
     new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, Location, OutputSink,
-    PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType, ToolResult,
+    PullObserver, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType, ToolResult,
 };
 use crate::session::{self, Session, SessionOptions};
 use crate::state::{AgentSocket, SandboxRecord, StateStore};
@@ -439,27 +438,8 @@ impl Manager for KubeManager {
             let pod = self.cluster.pod(&ns, &record.id).await?;
             return Ok(self.tracked(record, pod.as_ref()));
         }
-        let mut matches: Vec<Sandbox> = self
-            .join_with_pods(records)
-            .await?
-            .into_iter()
-            .filter(|s| s.id.starts_with(id_or_prefix))
-            .collect();
-        match matches.len() {
-            0 => Err(Error::NotFound(id_or_prefix.to_string()).into()),
-            1 => Ok(matches.remove(0)),
-            _ => {
-                if let Some(i) = matches.iter().position(|s| s.id == id_or_prefix) {
-                    return Ok(matches.swap_remove(i));
-                }
-                let unique: HashSet<String> = matches.into_iter().map(|s| s.id).collect();
-                Err(Error::Ambiguous {
-                    prefix: id_or_prefix.to_string(),
-                    candidates: unique.into_iter().collect(),
-                }
-                .into())
-            }
-        }
+        let found = self.join_with_pods(records).await?;
+        records::pick(id_or_prefix, found)
     }
 
     async fn info(&self, sandbox: &Sandbox) -> Result<SandboxInfo> {
@@ -478,37 +458,13 @@ impl Manager for KubeManager {
     }
 
     async fn remove(&self, sandbox: &Sandbox) -> Result<Removed> {
-        if sandbox.tracked {
-            self.state.check_writable().with_context(|| {
-                format!(
-                    "`{}` was not removed: the state file {} cannot be updated",
-                    sandbox.id,
-                    self.state.path().display()
-                )
-            })?;
-        }
-        let namespace = self.namespace_for(sandbox);
-        self.connections.forget(&sandbox.id);
-        let removed = self.cluster.delete(namespace, &sandbox.id).await?;
-        if sandbox.tracked {
-            self.state
-                .update(|s| s.sandboxes.shift_remove(&sandbox.id))
+        let kill = async {
+            self.connections.forget(&sandbox.id);
+            self.cluster
+                .delete(self.namespace_for(sandbox), &sandbox.id)
                 .await
-                .with_context(|| {
-                    format!(
-                        "sandbox `{}` was removed, but the state file could not be updated",
-                        sandbox.id
-                    )
-                })?;
-        }
-        Ok(Removed {
-            id: sandbox.id.clone(),
-            result: if removed {
-                Removal::Removed
-            } else {
-                Removal::Forgotten
-            },
-        })
+        };
+        records::remove(&self.state, sandbox, kill).await
     }
 
     async fn stop(&self, sandbox: &Sandbox) -> Result<()> {

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::agents::{self, Connections};
-use super::{tool_call, CreateRequest, Health, Manager, ToolCall};
+use super::{records, tool_call, CreateRequest, Health, Manager, ToolCall};
 use crate::backend::agent::{self as agent_backend, AgentSandbox};
 use crate::backend::docker::{
     AgentAccess, AgentChoice, ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
@@ -25,7 +25,7 @@ use crate::backend::{Backend, DockerEngine};
 use crate::error::Error;
 use crate::model::{
     new_sandbox_id, AgentInfo, ArchiveStream, ExecOutcome, ExecSpec, ExitCause, Location,
-    OutputSink, PullObserver, Removal, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType,
+    OutputSink, PullObserver, Removed, Sandbox, SandboxInfo, SandboxStatus, SandboxType,
     ToolResult,
 };
 use crate::session::{self, Session, SessionOptions};
@@ -593,26 +593,8 @@ impl Manager for LocalManager {
             };
             return Ok(tracked(record, container));
         }
-        let mut matches: Vec<Sandbox> = self
-            .join_with_containers(records)
-            .await?
-            .into_iter()
-            .filter(|s| s.id.starts_with(id_or_prefix))
-            .collect();
-        match matches.len() {
-            0 => Err(Error::NotFound(id_or_prefix.to_string()).into()),
-            1 => Ok(matches.remove(0)),
-            _ => {
-                if let Some(i) = matches.iter().position(|s| s.id == id_or_prefix) {
-                    return Ok(matches.swap_remove(i));
-                }
-                Err(Error::Ambiguous {
-                    prefix: id_or_prefix.to_string(),
-                    candidates: matches.into_iter().map(|s| s.id).collect(),
-                }
-                .into())
-            }
-        }
+        let found = self.join_with_containers(records).await?;
+        records::pick(id_or_prefix, found)
     }
 
     async fn info(&self, sandbox: &Sandbox) -> Result<SandboxInfo> {
@@ -635,44 +617,18 @@ impl Manager for LocalManager {
     }
 
     async fn remove(&self, sandbox: &Sandbox) -> Result<Removed> {
-        // Nothing is killed that the state file could not then forget.
-        if sandbox.tracked {
-            self.state.check_writable().with_context(|| {
-                format!(
-                    "`{}` was not removed: the state file {} cannot be updated",
-                    sandbox.id,
-                    self.state.path().display()
-                )
-            })?;
-        }
-        self.connections.forget(&sandbox.id);
-        self.notebooks.forget(&sandbox.id);
-        let removed = match &sandbox.container_id {
-            Some(c) => self.engine.sandbox(c).remove().await?,
-            // A volcengine sandbox is its record: forgetting it removes it.
-            None => sandbox.volcengine.is_some(),
+        let kill = async {
+            self.connections.forget(&sandbox.id);
+            self.notebooks.forget(&sandbox.id);
+            let removed = match &sandbox.container_id {
+                Some(c) => self.engine.sandbox(c).remove().await?,
+                // A volcengine sandbox is its record: forgetting it removes it.
+                None => sandbox.volcengine.is_some(),
+            };
+            agents::remove_socket_dir(self.state.dir(), &sandbox.id);
+            Ok(removed)
         };
-        agents::remove_socket_dir(self.state.dir(), &sandbox.id);
-        // A sandbox found only through its labels has no record to drop.
-        if sandbox.tracked {
-            self.state
-                .update(|s| s.sandboxes.shift_remove(&sandbox.id))
-                .await
-                .with_context(|| {
-                    format!(
-                        "sandbox `{}` was removed, but the state file could not be updated",
-                        sandbox.id
-                    )
-                })?;
-        }
-        Ok(Removed {
-            id: sandbox.id.clone(),
-            result: if removed {
-                Removal::Removed
-            } else {
-                Removal::Forgotten
-            },
-        })
+        records::remove(&self.state, sandbox, kill).await
     }
 
     async fn stop(&self, sandbox: &Sandbox) -> Result<()> {

@@ -6,6 +6,7 @@ mod agents;
 pub(crate) mod files;
 mod kubernetes;
 mod local;
+mod records;
 mod remote;
 mod tool_call;
 

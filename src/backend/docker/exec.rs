@@ -13,16 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::stdin::StdinPump;
 use super::{engine_error, status_code, DockerEngine};
-use crate::backend::kill_tree::TOKEN_VAR;
+use crate::backend::kill_tree::{self, DRAIN_AFTER_KILL, TOKEN_VAR};
 use crate::error::Error;
 use crate::model::{
     random_hex, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, OutputSink, Stream,
 };
 
-/// After a kill, how long we keep reading the remaining output before giving up on the stream.
-const DRAIN_AFTER_KILL: Duration = Duration::from_secs(3);
-/// What we keep of a killed command's last output (it may print fast until it is frozen).
-const REST_CAP: usize = 1024 * 1024;
 /// How long our own helper commands (`mkdir`) may take.
 pub(super) const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The exit status of a process killed with `SIGKILL`: by us, the OOM killer, or a removal.
@@ -358,48 +354,29 @@ pub(super) async fn pump_output(
     }
 }
 
-/// Runs `kill` while reading what is left of `output`: the engine finishes a killed command (and
-/// a kill command run beside it) only once the killed command's output is read. Keeps up to
-/// `REST_CAP` bytes of it; stops reading once the stream ends, or `DRAIN_AFTER_KILL` after the
-/// kill when it does not.
+/// Runs `kill` while reading what is left of `output` (see `kill_tree::kill_and_collect`).
 pub(super) async fn kill_and_collect(
     output: &mut OutputStream,
     kill: impl std::future::Future<Output = KillReport>,
 ) -> (KillReport, Vec<LogOutput>) {
-    tokio::pin!(kill);
-    let mut rest = Vec::new();
-    let mut kept = 0;
-    let mut report = None;
-    let mut ended = false;
-    let give_up = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(give_up);
-    loop {
-        tokio::select! {
-            r = &mut kill, if report.is_none() => {
-                report = Some(r);
-                if ended {
-                    break;
-                }
-                give_up.as_mut().reset(tokio::time::Instant::now() + DRAIN_AFTER_KILL);
-            }
-            item = output.next(), if !ended => match item {
-                Some(Ok(chunk)) => {
-                    if kept < REST_CAP {
-                        kept += chunk.as_ref().len();
-                        rest.push(chunk);
-                    }
-                }
-                _ => {
-                    ended = true;
-                    if report.is_some() {
-                        break;
-                    }
-                }
-            },
-            () = &mut give_up, if report.is_some() => break,
-        }
+    kill_tree::kill_and_collect(output, kill).await
+}
+
+// For every lifetime of the boxed stream: the compiler asks for that inside `async_trait` futures.
+impl<'a> kill_tree::Output
+    for std::pin::Pin<
+        Box<dyn FutureStream<Item = Result<LogOutput, bollard::errors::Error>> + Send + 'a>,
+    >
+{
+    type Chunk = LogOutput;
+
+    fn next_chunk(&mut self) -> impl std::future::Future<Output = Option<LogOutput>> + Send + '_ {
+        async { self.next().await.and_then(Result::ok) }
     }
-    (report.unwrap_or(KillReport::Unverified), rest)
+
+    fn size(chunk: &LogOutput) -> usize {
+        chunk.as_ref().len()
+    }
 }
 
 /// Hands what a killed command had left to the sink, without waiting long on a stalled reader.

@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use super::exec_status::{exec_end, ExecEnd as StatusEnd};
 use super::manifest::CONTAINER;
 use super::pod::PodSandbox;
-use crate::backend::kill_tree::{kill_tree_argv, parse_report, KILL_BUDGET, TOKEN_VAR};
+use crate::backend::kill_tree::{
+    self, kill_tree_argv, parse_report, DRAIN_AFTER_KILL, KILL_BUDGET, TOKEN_VAR,
+};
 use crate::error::Error;
 use crate::model::{
     random_hex, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, OutputSink, Stream,
@@ -39,13 +41,9 @@ use crate::model::{
 /// How much kube-rs buffers of each stream between its WebSocket task and our reads (its own
 /// default, 1 KiB, costs a task switch per KiB of output).
 const STREAM_BUFFER: usize = 64 * 1024;
-/// After a kill, how long we keep reading the remaining output before giving up on the stream.
-const DRAIN_AFTER_KILL: Duration = Duration::from_secs(3);
 /// Once the status frame came (or the connection ended without one), how long we wait for
 /// output already on its way: kube-rs closes its pipes only on a clean end.
 const DRAIN_AFTER_STATUS: Duration = Duration::from_secs(1);
-/// What we keep of a killed command's last output (it may print fast until it is frozen).
-const REST_CAP: usize = 1024 * 1024;
 /// How long our own helper commands (`mkdir`, `stat`, `tar`) may take.
 pub(super) const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The exit status of a process killed with `SIGKILL`: by us, the OOM killer, or a removal.
@@ -530,47 +528,24 @@ async fn pump_output(
     }
 }
 
-/// Runs `kill` while reading what is left of `output` (a command blocked on a full pipe dies
-/// only once read). Keeps up to `REST_CAP` bytes of it; stops reading once the output ends, or
-/// `DRAIN_AFTER_KILL` after the kill when it does not.
+/// Runs `kill` while reading what is left of `output` (see `kill_tree::kill_and_collect`).
 async fn kill_and_collect(
     output: &mut Output,
     kill: impl Future<Output = KillReport>,
 ) -> (KillReport, Vec<(Stream, Bytes)>) {
-    tokio::pin!(kill);
-    let mut rest = Vec::new();
-    let mut kept = 0;
-    let mut report = None;
-    let mut ended = false;
-    let give_up = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(give_up);
-    loop {
-        tokio::select! {
-            r = &mut kill, if report.is_none() => {
-                report = Some(r);
-                if ended {
-                    break;
-                }
-                give_up.as_mut().reset(tokio::time::Instant::now() + DRAIN_AFTER_KILL);
-            }
-            item = output.next(), if !ended => match item {
-                Some(Ok(chunk)) => {
-                    if kept < REST_CAP {
-                        kept += chunk.1.len();
-                        rest.push(chunk);
-                    }
-                }
-                _ => {
-                    ended = true;
-                    if report.is_some() {
-                        break;
-                    }
-                }
-            },
-            () = &mut give_up, if report.is_some() => break,
-        }
+    kill_tree::kill_and_collect(output, kill).await
+}
+
+impl kill_tree::Output for Output {
+    type Chunk = (Stream, Bytes);
+
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Self::Chunk>> + Send + '_ {
+        async { self.next().await.and_then(Result::ok) }
     }
-    (report.unwrap_or(KillReport::Unverified), rest)
+
+    fn size(chunk: &Self::Chunk) -> usize {
+        chunk.1.len()
+    }
 }
 
 /// Hands what a killed command had left to the sink, without waiting long on a stalled reader.
