@@ -127,6 +127,8 @@ pub(crate) struct Shared {
     fault: Mutex<Option<Fault>>,
     /// Set when the fake shuts down: no new containers after that.
     pub(crate) closing: AtomicBool,
+    /// Tells long requests (watches) that the fake stops.
+    pub(crate) stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -183,6 +185,7 @@ impl FakeKube {
             store: Mutex::new(store::Store::new()),
             fault: Mutex::new(None),
             closing: AtomicBool::new(false),
+            stopped: tokio::sync::watch::channel(false).0,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -258,6 +261,7 @@ impl FakeKube {
 
     fn stop(&mut self) -> Result<()> {
         self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.stopped.send_replace(true);
         self.server.abort();
         for record in self.shared.store().pods.values() {
             if let Some(task) = &record.lifecycle {

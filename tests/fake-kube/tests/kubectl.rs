@@ -1,0 +1,200 @@
+//! kubectl 1.32, an independent client, against the fake: create/apply, wait, get (table and
+//! JSON), exec (output, exit code, stdin), delete, NotFound and a watch that sees the delete.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use enclave_fake_kube::{containers_of_instance, FakeKube};
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+const IMAGE: &str = "enclave-test-python:bookworm";
+
+/// kubectl, or a loud notice that the test was skipped.
+fn kubectl_present(test: &str) -> bool {
+    if Path::new(KUBECTL).exists() {
+        return true;
+    }
+    eprintln!(
+        "\n!!!!! SKIPPED {test}: {KUBECTL} is missing, the kubectl tests did NOT run !!!!!\n"
+    );
+    false
+}
+
+fn pod_manifest(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: demo, test: kubectl}}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: [sleep, "3600"]
+    env: [{{name: PATH, value: /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}}]
+"#
+    )
+}
+
+fn kubectl(fake: &FakeKube, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(fake.kubeconfig())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    if let Some(text) = stdin {
+        input
+            .write_all(text.as_bytes())
+            .expect("kubectl reads stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("kubectl ends")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "kubectl failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Creates pod `name` from a manifest file with `verb` (`create` or `apply`) and waits for Ready.
+fn create_ready(fake: &FakeKube, verb: &str, name: &str) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, pod_manifest(name)).expect("the manifest is written");
+    // Client-side validation downloads the OpenAPI schema, which the fake does not serve.
+    let file = file.to_string_lossy().into_owned();
+    ok(&kubectl(
+        fake,
+        &[verb, "--validate=false", "-f", &file],
+        None,
+    ));
+    let pod = format!("pod/{name}");
+    ok(&kubectl(
+        fake,
+        &["wait", "--for=condition=Ready", &pod, "--timeout=60s"],
+        None,
+    ));
+}
+
+fn assert_no_leak(instance: &str) {
+    let left = containers_of_instance(instance).expect("docker lists containers");
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+}
+
+#[test]
+fn kubectl_create_get_exec_delete() {
+    if !kubectl_present("kubectl_create_get_exec_delete") {
+        return;
+    }
+    let fake = FakeKube::start_blocking().expect("the fake starts");
+    let instance = fake.instance().to_string();
+    create_ready(&fake, "create", "x");
+
+    let table = ok(&kubectl(&fake, &["get", "pods", "-l", "app=demo"], None));
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..4], ["x", "1/1", "Running", "0"], "{table}");
+    let none = kubectl(&fake, &["get", "pods", "-l", "app!=demo"], None);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("No resources found"));
+
+    let json: serde_json::Value = serde_json::from_str(&ok(&kubectl(
+        &fake,
+        &["get", "pods", "-l", "test in (kubectl)", "-o", "json"],
+        None,
+    )))
+    .expect("kubectl prints JSON");
+    assert_eq!(json["items"][0]["metadata"]["name"], "x");
+    assert_eq!(json["items"][0]["status"]["phase"], "Running");
+
+    let exec = kubectl(
+        &fake,
+        &[
+            "exec",
+            "x",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&exec.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&exec.stderr).starts_with("err\n"));
+    assert_eq!(exec.status.code(), Some(3));
+
+    let echoed = kubectl(
+        &fake,
+        &["exec", "-i", "x", "--", "tr", "a-z", "A-Z"],
+        Some("hello\n"),
+    );
+    assert_eq!(ok(&echoed), "HELLO\n");
+
+    ok(&kubectl(&fake, &["delete", "pod", "x"], None));
+    let missing = kubectl(&fake, &["get", "pod", "x"], None);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("(NotFound): pods \"x\" not found"));
+    assert!(fake.containers().expect("docker lists").is_empty());
+    drop(fake);
+    assert_no_leak(&instance);
+}
+
+#[test]
+fn kubectl_apply_and_watch_sees_the_delete() {
+    if !kubectl_present("kubectl_apply_and_watch_sees_the_delete") {
+        return;
+    }
+    let fake = FakeKube::start_blocking().expect("the fake starts");
+    let instance = fake.instance().to_string();
+    create_ready(&fake, "apply", "w");
+    let watch = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(fake.kubeconfig())
+        .args([
+            "get",
+            "pods",
+            "-w",
+            "--output-watch-events",
+            "--request-timeout=20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl watch starts");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    ok(&kubectl(&fake, &["delete", "pod", "w"], None));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // The fake ends the watch when it stops.
+    drop(fake);
+    let output = watch.wait_with_output().expect("the watch ends");
+    let seen = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("DELETED") && l.contains(" w ")),
+        "the watch printed: {seen}"
+    );
+    assert_no_leak(&instance);
+}
