@@ -59,13 +59,16 @@ pub(crate) async fn run(shared: Arc<Shared>, launch: Launch) {
     });
     let deadline = launch.plan.active_deadline_seconds;
     let run = run_container(&shared, &launch);
-    let ended = match deadline {
+    let within_deadline = match deadline {
         Some(seconds) => tokio::time::timeout(Duration::from_secs(seconds), run)
             .await
-            .ok(),
-        None => Some(run.await),
+            .is_ok(),
+        None => {
+            run.await;
+            true
+        }
     };
-    if ended.is_none() {
+    if !within_deadline {
         deadline_exceeded(&shared, &launch).await;
     }
 }

@@ -2,6 +2,8 @@
 //! WebSocket client), every fault, selectors, network policies, errors, delete; and no container
 //! left behind.
 
+use std::time::Duration;
+
 use enclave_fake_kube::{containers_of_instance, FakeKube, Fault};
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -164,6 +166,7 @@ async fn create_watch_exec_select_delete() {
 
     let run = exec(&pods, "one", &["tr", "a-z", "A-Z"], Some(b"hello")).await;
     assert_eq!(run.stdout, b"HELLO");
+    assert!(run.joined_ok, "the session ended cleanly");
     assert_eq!(run.status.expect("a status")["status"], "Success");
 
     // A second pod, for the selectors.
@@ -288,16 +291,32 @@ async fn exec_faults() {
         .contains("container not found"));
 
     fake.set_fault(Fault::DropConnection);
-    let run = exec(
-        &pods,
-        "f",
-        &["sh", "-c", "echo first; sleep 0.2; echo second"],
-        None,
-    )
-    .await;
-    assert!(run.status.is_none());
-    assert!(!run.joined_ok, "a dropped connection is an error");
-    assert!(!String::from_utf8_lossy(&run.stdout).contains("second"));
+    let params = AttachParams::default().stderr(true);
+    let script = ["sh", "-c", "echo first; sleep 0.2; echo second"];
+    let mut attached = pods
+        .exec("f", script, &params)
+        .await
+        .expect("the exec starts");
+    let mut stdout = attached.stdout().expect("stdout");
+    let status = attached.take_status().expect("a status future");
+    // kube-rs ends its loop with an error and leaves stdout open (no EOF): read with a time limit.
+    let joined = tokio::time::timeout(Duration::from_secs(10), attached.join())
+        .await
+        .expect("join ends");
+    assert!(
+        joined.is_err(),
+        "a dropped connection is an error: {joined:?}"
+    );
+    assert!(
+        status.await.is_none(),
+        "no status frame after a dropped connection"
+    );
+    let mut partial = vec![0; 64];
+    let n = tokio::time::timeout(Duration::from_secs(1), stdout.read(&mut partial))
+        .await
+        .unwrap_or(Ok(0))
+        .unwrap_or(0);
+    assert!(!String::from_utf8_lossy(&partial[..n]).contains("second"));
 
     fake.set_fault(Fault::Forbidden);
     let refused = pods
