@@ -341,8 +341,18 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         )
         .route("/_fake/fault", put(set_fault_endpoint))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(shared)
+}
+
+/// PATCH, PUT and the other verbs the fake does not model on a path it serves: the real server's
+/// 405 Status.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> status::ApiError {
+    status::ApiError::method_not_allowed(format!(
+        "{method} on {} is not modelled by the fake API server",
+        uri.path()
+    ))
 }
 
 /// `PUT /_fake/fault` with `{"fault": "StderrFlood"}` (or `null` to clear), for the binary.

@@ -387,6 +387,10 @@ async fn finish_delete(shared: &Shared, record: PodRecord) -> Value {
     }
     let mut store = shared.store();
     let mut object = record.object;
+    if !object["metadata"]["deletionTimestamp"].is_string() {
+        object["metadata"]["deletionTimestamp"] = json!(lifecycle::now());
+        object["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+    }
     store.bump(&mut object);
     store.publish("DELETED", &object);
     object

@@ -603,3 +603,205 @@ async fn raw_v4_client_and_spdy_refusal() {
     drop(fake);
     assert_no_leak(&instance);
 }
+
+/// The enclave backend's own Pod and NetworkPolicy (its manifest snapshot) are accepted and
+/// modelled: limits, capabilities, no-new-privileges, TTY, working dir, no network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enclave_manifest_runs_as_modelled() {
+    let snapshot = include_str!(
+        "../../../src/backend/kubernetes/snapshots/enclave__backend__kubernetes__manifest__tests__pod_without_network.snap"
+    );
+    let start = snapshot
+        .find("\n[")
+        .expect("the snapshot holds a JSON list");
+    let objects: Value = serde_json::from_str(&snapshot[start..]).expect("snapshot JSON");
+    let mut pod = objects[0].clone();
+    // The snapshot's image is not on this machine (the fake never pulls), and the local image has
+    // no command of its own.
+    pod["spec"]["containers"][0]["image"] = json!(IMAGE);
+    pod["spec"]["containers"][0]["command"] = json!(["sleep", "3600"]);
+    let pod: Pod = serde_json::from_value(pod).expect("a Pod");
+    let policy: NetworkPolicy = serde_json::from_value(objects[1].clone()).expect("a policy");
+
+    let fake = FakeKube::start().await.expect("the fake starts");
+    let instance = fake.instance().to_string();
+    let client = client(&fake).await;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "sandboxes");
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("the policy is created");
+    let pods: Api<Pod> = Api::namespaced(client, "sandboxes");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("the pod is created");
+    watch_until(&pods, "enclave-k3x9m2pa", |p| phase(p) == "Running").await;
+
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .expect("docker")
+        .negotiate_version()
+        .await
+        .expect("docker");
+    let name = format!("fake-kube-{instance}-sandboxes-enclave-k3x9m2pa");
+    let info = docker
+        .inspect_container(
+            &name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .expect("inspect");
+    let host = info.host_config.expect("a host config");
+    assert_eq!(host.memory, Some(4294967296));
+    assert_eq!(host.nano_cpus, Some(2_000_000_000));
+    assert_eq!(host.cap_drop.unwrap_or_default(), ["ALL"]);
+    assert!(host
+        .cap_add
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.ends_with("SETUID")));
+    assert!(host
+        .security_opt
+        .unwrap_or_default()
+        .iter()
+        .any(|o| o == "no-new-privileges"));
+    assert_eq!(host.network_mode.as_deref(), Some("none"));
+    let config = info.config.expect("a config");
+    assert_eq!((config.tty, config.open_stdin), (Some(true), Some(true)));
+    assert_eq!(config.working_dir.as_deref(), Some("/sandbox"));
+    let labels = config.labels.unwrap_or_default();
+    assert!(
+        labels.keys().all(|k| k.starts_with("fake-kube.")),
+        "{labels:?}"
+    );
+
+    let params = AttachParams::default()
+        .container("sandbox")
+        .stderr(false)
+        .tty(true);
+    let mut attached = pods
+        .exec(
+            "enclave-k3x9m2pa",
+            ["sh", "-c", "echo tty; exit 4"],
+            &params,
+        )
+        .await
+        .expect("exec");
+    let mut stdout = attached.stdout().expect("stdout");
+    let status = attached.take_status().expect("a status future");
+    let out = read_all(&mut stdout).await;
+    assert_eq!(String::from_utf8_lossy(&out), "tty\r\n");
+    assert_eq!(
+        status
+            .await
+            .expect("a status")
+            .details
+            .and_then(|d| d.causes)
+            .expect("causes")[0]
+            .message
+            .as_deref(),
+        Some("4")
+    );
+    drop(fake);
+    assert_no_leak(&instance);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_delete_and_exec_refusals() {
+    let fake = FakeKube::start().await.expect("the fake starts");
+    let instance = fake.instance().to_string();
+    let pods: Api<Pod> = Api::default_namespaced(client(&fake).await);
+    let mut graceful = pod_json("g", json!({}), &["sleep", "3600"]);
+    if let Some(spec) = graceful.spec.as_mut() {
+        spec.termination_grace_period_seconds = Some(1);
+    }
+    pods.create(&PostParams::default(), &graceful)
+        .await
+        .expect("created");
+    let running = watch_until(&pods, "g", |p| phase(p) == "Running").await;
+    let version = running.metadata.resource_version.expect("a version");
+
+    let refused = pods
+        .exec("g", ["true"], &AttachParams::default().container("other"))
+        .await
+        .err()
+        .expect("400");
+    assert!(
+        format!("{refused}").contains("is not valid for pod g"),
+        "{refused}"
+    );
+    let patched = pods
+        .patch(
+            "g",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .expect_err("405");
+    assert!(
+        matches!(patched, kube::Error::Api(ref s) if s.code == 405),
+        "{patched:?}"
+    );
+
+    let mut watch = pods
+        .watch(&WatchParams::default().timeout(30), &version)
+        .await
+        .expect("a watch")
+        .boxed();
+    let answer = pods
+        .delete("g", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let shown = answer.left().expect("the pod, still terminating");
+    assert!(shown.metadata.deletion_timestamp.is_some());
+    let (mut terminating, mut deleted) = (false, false);
+    while let Some(event) = watch.try_next().await.expect("events") {
+        match event {
+            WatchEvent::Modified(p) if p.metadata.deletion_timestamp.is_some() => {
+                terminating = true
+            }
+            WatchEvent::Deleted(_) => {
+                deleted = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        terminating && deleted,
+        "terminating {terminating}, deleted {deleted}"
+    );
+
+    let mut absent = pod_json("nopull", json!({}), &["true"]);
+    if let Some(spec) = absent.spec.as_mut() {
+        spec.containers[0].image = Some("fake-kube-absent-image:none".into());
+    }
+    pods.create(&PostParams::default(), &absent)
+        .await
+        .expect("created");
+    watch_until(&pods, "nopull", |p| {
+        p.spec.as_ref().is_some_and(|s| s.node_name.is_some())
+    })
+    .await;
+    let run = exec(&pods, "nopull", &["true"], None).await;
+    let status = run.status.expect("a status");
+    assert_eq!(status["reason"], "InternalError");
+
+    fake.set_fault(Fault::UnschedulablePods);
+    pods.create(
+        &PostParams::default(),
+        &pod_json("nowhere", json!({}), &["true"]),
+    )
+    .await
+    .expect("created");
+    let refused = pods
+        .exec("nowhere", ["true"], &AttachParams::default())
+        .await
+        .err()
+        .expect("400");
+    assert!(
+        format!("{refused}").contains("does not have a host assigned"),
+        "{refused}"
+    );
+    drop(fake);
+    assert_no_leak(&instance);
+}
