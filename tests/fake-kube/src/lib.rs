@@ -44,7 +44,9 @@
 //!
 //! # Faults
 //! [`FakeKube::set_fault`] makes the fake misbehave once: an exec fault applies to the next exec
-//! only and a create fault to the next pod create only; then the fault is cleared. See [`Fault`].
+//! only and a create fault to the next pod create only; then the fault is cleared. `Forbidden`
+//! stays until [`FakeKube::clear_fault`] (RBAC is a state, and kubectl retries over SPDY). See
+//! [`Fault`].
 //!
 //! # Clean-up
 //! Its containers are named `fake-kube-<instance>-<namespace>-<pod>` and carry the labels
@@ -79,7 +81,9 @@ use serde_json::Value;
 /// A way for the fake to misbehave, for testing a client's handling of a broken cluster.
 ///
 /// Each fault is taken once: the exec faults by the next exec request, [`Fault::UnschedulablePods`]
-/// by the next pod create. Setting a fault replaces the one still pending.
+/// by the next pod create; except [`Fault::Forbidden`], which stays until
+/// [`FakeKube::clear_fault`], as RBAC does (kubectl retries a refused WebSocket exec over SPDY,
+/// and that retry must be refused too). Setting a fault replaces the one still pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Every chunk of output goes out as messages with a 1-byte payload (each message repeats its
@@ -94,7 +98,7 @@ pub enum Fault {
     ContainerNotFound,
     /// The TCP connection is dropped mid-stream, after some output, without a close frame.
     DropConnection,
-    /// 403 Forbidden before the upgrade, as RBAC would answer.
+    /// 403 Forbidden before the upgrade, as RBAC would answer; stays until cleared.
     Forbidden,
     /// The next pod created stays Pending with an `Unschedulable` `PodScheduled` condition.
     UnschedulablePods,
@@ -145,6 +149,7 @@ impl Shared {
     pub(crate) fn take_exec_fault(&self) -> Option<Fault> {
         let mut slot = self.fault_slot();
         match *slot {
+            Some(Fault::Forbidden) => Some(Fault::Forbidden),
             Some(f) if !f.is_for_create() => slot.take(),
             _ => None,
         }

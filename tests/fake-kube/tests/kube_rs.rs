@@ -329,7 +329,13 @@ async fn exec_faults() {
         "{refused:?}"
     );
 
-    // Each fault was taken once: this exec is normal again.
+    // Forbidden stays, as RBAC does, until cleared.
+    assert!(pods
+        .exec("f", ["true"], &AttachParams::default())
+        .await
+        .is_err());
+    fake.clear_fault();
+    // Each other fault was taken once: this exec is normal again.
     let run = exec(&pods, "f", &command, None).await;
     assert_eq!(run.status.expect("a status")["status"], "Success");
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use enclave_fake_kube::{containers_of_instance, FakeKube};
+use enclave_fake_kube::{containers_of_instance, FakeKube, Fault};
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 const IMAGE: &str = "enclave-test-python:bookworm";
@@ -152,6 +152,14 @@ fn kubectl_create_get_exec_delete() {
         Some("hello\n"),
     );
     assert_eq!(ok(&echoed), "HELLO\n");
+
+    // RBAC's refusal, for the WebSocket request and kubectl's SPDY retry alike.
+    fake.set_fault(Fault::Forbidden);
+    let refused = kubectl(&fake, &["exec", "x", "--", "true"], None);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("forbidden"), "{said}");
+    fake.clear_fault();
 
     ok(&kubectl(&fake, &["delete", "pod", "x"], None));
     let missing = kubectl(&fake, &["get", "pod", "x"], None);
