@@ -62,7 +62,7 @@ impl ApiError {
         )
         .with_details(json!({
             "name": name,
-            "kind": kind_resource(kind),
+            "kind": kind,
             "causes": [{"reason": "FieldValueInvalid", "message": problem, "field": field}],
         }))
     }
@@ -118,10 +118,6 @@ impl ApiError {
         }
         status
     }
-}
-
-fn kind_resource(kind: &str) -> String {
-    format!("{}s", kind.to_lowercase())
 }
 
 impl IntoResponse for ApiError {

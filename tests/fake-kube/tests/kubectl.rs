@@ -90,6 +90,22 @@ fn create_ready(fake: &FakeKube, verb: &str, name: &str) {
     ));
 }
 
+/// `kubectl apply` of pod `name` with `extra` added to its spec fails with `kind` naming `field`.
+fn refused_with(fake: &FakeKube, name: &str, extra: &str, kind: &str, field: &str) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("pod.yaml");
+    let manifest = pod_manifest(name).replace(
+        "  restartPolicy: Never\n",
+        &format!("  restartPolicy: Never\n  {extra}\n"),
+    );
+    std::fs::write(&file, manifest).expect("the manifest is written");
+    let file = file.to_string_lossy().into_owned();
+    let refused = kubectl(fake, &["apply", "-f", &file], None);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains(kind) && said.contains(field), "{said}");
+}
+
 fn assert_no_leak(instance: &str) {
     let left = containers_of_instance(instance).expect("docker lists containers");
     assert!(left.is_empty(), "containers left behind: {left:?}");
@@ -177,6 +193,20 @@ fn kubectl_apply_and_watch_sees_the_delete() {
     }
     let fake = FakeKube::start_blocking().expect("the fake starts");
     let instance = fake.instance().to_string();
+    refused_with(
+        &fake,
+        "w",
+        "hostNetwork: true",
+        "(BadRequest)",
+        "spec.hostNetwork",
+    );
+    refused_with(
+        &fake,
+        "Bad_Name",
+        "",
+        "The Pod \"Bad_Name\" is invalid",
+        "metadata.name",
+    );
     create_ready(&fake, "apply", "w");
     let watch = Command::new(KUBECTL)
         .arg("--kubeconfig")
