@@ -57,6 +57,10 @@ async fn create(
         &["fieldManager", "fieldValidation", "pretty", "dryRun"],
     )?;
     params.refuse_dry_run()?;
+    // Every well-formed namespace exists in the fake; no other can.
+    if !podspec::is_dns_label(&ns) {
+        return Err(ApiError::not_found("namespaces", &ns));
+    }
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
     let plan = podspec::plan(&body, &ns)?;

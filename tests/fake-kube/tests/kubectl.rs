@@ -7,17 +7,25 @@ use std::process::{Command, Output, Stdio};
 
 use enclave_fake_kube::{containers_of_instance, FakeKube, Fault};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
+/// kubectl as installed: Google Cloud SDK's dispatcher, which runs the kubectl matching the
+/// server's minor version (the fake says 1.33, so kubectl 1.33).
+const DISPATCHER: &str = "/usr/bin/kubectl";
+/// kubectl 1.32 itself, bypassing the dispatcher.
+const KUBECTL_1_32: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
 const IMAGE: &str = "enclave-test-python:bookworm";
 
-/// kubectl, or a loud notice that the test was skipped.
-fn kubectl_present(test: &str) -> bool {
-    if Path::new(KUBECTL).exists() {
+std::thread_local! {
+    /// The kubectl this test's thread runs.
+    static KUBECTL: std::cell::Cell<&'static str> = const { std::cell::Cell::new(DISPATCHER) };
+}
+
+/// Picks kubectl `bin` for this test, or says loudly that the test was skipped.
+fn kubectl_present(test: &str, bin: &'static str) -> bool {
+    KUBECTL.set(bin);
+    if Path::new(bin).exists() {
         return true;
     }
-    eprintln!(
-        "\n!!!!! SKIPPED {test}: {KUBECTL} is missing, the kubectl tests did NOT run !!!!!\n"
-    );
+    eprintln!("\n!!!!! SKIPPED {test}: {bin} is missing, this kubectl test did NOT run !!!!!\n");
     false
 }
 
@@ -41,7 +49,7 @@ spec:
 }
 
 fn kubectl(fake: &FakeKube, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(KUBECTL)
+    let mut child = Command::new(KUBECTL.get())
         .arg("--kubeconfig")
         .arg(fake.kubeconfig())
         .args(args)
@@ -113,9 +121,19 @@ fn assert_no_leak(instance: &str) {
 
 #[test]
 fn kubectl_create_get_exec_delete() {
-    if !kubectl_present("kubectl_create_get_exec_delete") {
-        return;
+    if kubectl_present("kubectl_create_get_exec_delete", DISPATCHER) {
+        create_get_exec_delete();
     }
+}
+
+#[test]
+fn kubectl_1_32_create_get_exec_delete() {
+    if kubectl_present("kubectl_1_32_create_get_exec_delete", KUBECTL_1_32) {
+        create_get_exec_delete();
+    }
+}
+
+fn create_get_exec_delete() {
     let fake = FakeKube::start_blocking().expect("the fake starts");
     let instance = fake.instance().to_string();
     create_ready(&fake, "create", "x");
@@ -188,9 +206,19 @@ fn kubectl_create_get_exec_delete() {
 
 #[test]
 fn kubectl_apply_and_watch_sees_the_delete() {
-    if !kubectl_present("kubectl_apply_and_watch_sees_the_delete") {
-        return;
+    if kubectl_present("kubectl_apply_and_watch_sees_the_delete", DISPATCHER) {
+        apply_and_watch_sees_the_delete();
     }
+}
+
+#[test]
+fn kubectl_1_32_apply_and_watch_sees_the_delete() {
+    if kubectl_present("kubectl_1_32_apply_and_watch_sees_the_delete", KUBECTL_1_32) {
+        apply_and_watch_sees_the_delete();
+    }
+}
+
+fn apply_and_watch_sees_the_delete() {
     let fake = FakeKube::start_blocking().expect("the fake starts");
     let instance = fake.instance().to_string();
     refused_with(
@@ -208,7 +236,7 @@ fn kubectl_apply_and_watch_sees_the_delete() {
         "metadata.name",
     );
     create_ready(&fake, "apply", "w");
-    let watch = Command::new(KUBECTL)
+    let watch = Command::new(KUBECTL.get())
         .arg("--kubeconfig")
         .arg(fake.kubeconfig())
         .args([
