@@ -1,5 +1,11 @@
 //! Discovery: what kubectl and kube-rs read to map kinds to resources. Served in the legacy
 //! (unaggregated) form, which the real server also serves when a client accepts plain JSON.
+//!
+//! What kubectl 1.32 and 1.33 ask for (seen with `FAKE_KUBE_LOG=1` and `-v=8`): `/version`,
+//! `/openapi/v3` (404: kubectl then uses v2), `/openapi/v2` in protobuf (for client-side
+//! validation), `/api` and `/apis` accepting aggregated discovery or plain JSON, `/api/v1`,
+//! `/apis/networking.k8s.io/v1`; `describe` also lists events (404: kubectl prints none) and
+//! `logs` reads `pods/{name}/log` (404: not modelled).
 
 use std::sync::Arc;
 

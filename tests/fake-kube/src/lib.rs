@@ -89,7 +89,7 @@ pub enum Fault {
     /// Every chunk of output goes out as messages with a 1-byte payload (each message repeats its
     /// channel byte, as the protocol requires).
     SplitFrames,
-    /// 4 MiB on stderr before the command's own output.
+    /// 4 MiB on stderr before the command's own output (when the exec asks for stderr).
     StderrFlood,
     /// The connection closes without the channel-3 Status.
     NoStatusFrame,
