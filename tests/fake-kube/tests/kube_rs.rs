@@ -581,31 +581,19 @@ async fn raw_v4_client_and_spdy_refusal() {
         "2"
     );
 
-    let http = format!(
-        "{}/api/v1/namespaces/default/pods/raw/exec?command=true&stdout=true",
-        fake.url()
+    // kubectl's fallback: SPDY, which the fake refuses with a Status.
+    let answer = raw_http(
+        &fake,
+        "POST /api/v1/namespaces/default/pods/raw/exec?command=true&stdout=true HTTP/1.1\r\n\
+         Host: fake\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+         X-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("\"reason\":\"BadRequest\"") && answer.contains("only WebSocket"),
+        "{answer}"
     );
-    let spdy = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-X",
-            "POST",
-            "-H",
-            "Upgrade: SPDY/3.1",
-            "-H",
-            "Connection: Upgrade",
-            "-w",
-            "\n%{http_code}",
-            &http,
-        ])
-        .output();
-    if let Ok(out) = spdy {
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.ends_with("400") && text.contains("only WebSocket"),
-            "{text}"
-        );
-    }
     drop(fake);
     assert_no_leak(&instance);
 }
@@ -810,4 +798,29 @@ async fn graceful_delete_and_exec_refusals() {
     );
     drop(fake);
     assert_no_leak(&instance);
+}
+
+/// Sends one raw HTTP/1.1 request and returns the answer, read until its JSON body ends.
+async fn raw_http(fake: &FakeKube, request: &str) -> String {
+    let address = fake.url().replace("http://", "");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the fake accepts");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("the request is sent");
+    let mut answer = Vec::new();
+    let mut buffer = vec![0; 4096];
+    while !answer.ends_with(b"}") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("an answer in time")
+            .expect("an answer");
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
