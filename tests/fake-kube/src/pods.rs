@@ -292,14 +292,10 @@ async fn delete(
         let Some(record) = store.pods.get(&key) else {
             return Err(ApiError::not_found("pods", &name));
         };
-        let spec_grace = record.object["spec"]["terminationGracePeriodSeconds"]
-            .as_i64()
-            .unwrap_or(30);
-        let grace = params
+        let asked = params
             .number("gracePeriodSeconds")?
-            .or(options["gracePeriodSeconds"].as_i64())
-            .unwrap_or(spec_grace)
-            .max(0);
+            .or(options["gracePeriodSeconds"].as_i64());
+        let grace = effective_grace(&record.object, asked);
         if grace == 0 {
             let Some(record) = store.pods.remove(&key) else {
                 return Err(ApiError::not_found("pods", &name));
@@ -337,6 +333,19 @@ async fn delete(
         }
     });
     Ok(json_response(StatusCode::OK, &response))
+}
+
+/// The grace period a delete gets, as the real server decides it: the request's, else the pod
+/// spec's; none for a pod that no node runs (never scheduled, or already finished).
+fn effective_grace(pod: &Value, asked: Option<i64>) -> i64 {
+    let phase = pod["status"]["phase"].as_str().unwrap_or_default();
+    if !pod["spec"]["nodeName"].is_string() || phase == "Succeeded" || phase == "Failed" {
+        return 0;
+    }
+    let spec_grace = pod["spec"]["terminationGracePeriodSeconds"]
+        .as_i64()
+        .unwrap_or(30);
+    asked.unwrap_or(spec_grace).max(0)
 }
 
 /// The DeleteOptions body: `gracePeriodSeconds` and `propagationPolicy` (no owners exist in the
