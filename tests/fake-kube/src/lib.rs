@@ -8,14 +8,16 @@
 //!
 //! # What it models
 //! - Discovery for kubectl and kube-rs: `/version`, `/api`, `/api/v1` (pods, pods/exec,
-//!   namespaces), `/apis`, `/apis/networking.k8s.io/v1` (networkpolicies). Other discovery paths
-//!   kubectl tries (`/openapi/v2`, `/openapi/v3`, aggregated discovery) get a 404 Status, which
-//!   kubectl handles.
+//!   namespaces), `/apis`, `/apis/networking.k8s.io/v1` (networkpolicies), and an OpenAPI v2
+//!   document with no definitions (kubectl's client-side validation needs one and skips what it
+//!   does not describe). Aggregated discovery is answered in the legacy form, and whatever else
+//!   kubectl asks for (`/openapi/v3`, events, logs) gets a 404 Status, which kubectl handles.
 //! - Pods in any namespace (namespaces themselves always exist): create (409 `AlreadyExists`, 422
 //!   `Invalid` on a bad name), get, list and watch with `labelSelector` (`a=b`, `a!=b`, `a`, `!a`,
 //!   `a in (x,y)`, `a notin (x,y)`) and `fieldSelector` (`metadata.name`, `metadata.namespace`,
 //!   `status.phase`), `limit`/`continue`, kubectl's Table output, delete (grace period from the
-//!   query, the DeleteOptions body or the pod spec).
+//!   query, the DeleteOptions body or the pod spec: the pod shows a `deletionTimestamp`, its
+//!   container is stopped, then it is removed; a pod that no node runs goes at once).
 //! - Status transitions as a kubelet makes them: Pending (`PodScheduled`), `ContainerCreating`,
 //!   Running (Ready), then Succeeded or Failed with a `terminated` state when the container exits;
 //!   an image not on the local engine → Pending with `ErrImagePull` then `ImagePullBackOff` (the
@@ -24,6 +26,11 @@
 //! - The one container of a pod: image, command, args, env (`name`/`value`), workingDir, stdin,
 //!   tty, `resources.limits` memory and cpu, securityContext capabilities add/drop, privileged,
 //!   readOnlyRootFilesystem and `allowPrivilegeEscalation: false` (Docker's no-new-privileges).
+//!   Accepted knowingly without effect: `resources.requests` (no scheduler to steer),
+//!   `automountServiceAccountToken` and `enableServiceLinks` (no service accounts or services),
+//!   `imagePullPolicy` (never pulls), `terminationMessagePath`/`Policy`; the pod-level
+//!   `seccompProfile: RuntimeDefault` is Docker's default profile (`Unconfined` turns it off).
+//!   Together that is every field of the enclave backend's Pod (its manifest snapshot).
 //! - NetworkPolicies (networking.k8s.io/v1): create, get, list, delete. **The fake's model of
 //!   enforcement**: a Pod created while a policy that selects it by `matchLabels` denies all
 //!   egress (`policyTypes` has `Egress`, no egress rules) runs with Docker network mode `none`.
@@ -40,7 +47,14 @@
 //! model: more than one container, init and ephemeral containers, volumes, `env.valueFrom`,
 //! ports, probes, `restartPolicy` other than `Never` (and its absence, since the default `Always`
 //! restarts containers, which the fake does not do), node selection, host namespaces, and any
-//! other field not listed above; SPDY exec (only WebSocket is modelled); PATCH and PUT.
+//! other field not listed above (e.g. `dnsPolicy`, which `kubectl run` sends); SPDY exec (only
+//! WebSocket is modelled). PATCH and PUT get the real server's 405 MethodNotAllowed Status.
+//!
+//! # Simplifications
+//! A list always answers from the latest state (`resourceVersionMatch` is accepted and has no
+//! effect); a watch can resume from any earlier resourceVersion (the fake keeps every event), and
+//! a watch with a selector turns objects entering or leaving the selection into ADDED and DELETED
+//! events, as the real server does.
 //!
 //! # Faults
 //! [`FakeKube::set_fault`] makes the fake misbehave once: an exec fault applies to the next exec
@@ -51,7 +65,9 @@
 //! # Clean-up
 //! Its containers are named `fake-kube-<instance>-<namespace>-<pod>` and carry the labels
 //! `fake-kube.instance=<instance>` and `fake-kube.pod=<namespace>/<pod>` (never `enclave.*`).
-//! Dropping a [`FakeKube`] removes them.
+//! Dropping a [`FakeKube`] (or stopping the `fake-kube` binary with SIGTERM or SIGINT) removes
+//! them; a process killed outright cannot, and leaves them to
+//! `docker rm -f $(docker ps -aq --filter label=fake-kube.instance)`.
 
 mod discovery;
 mod docker;
