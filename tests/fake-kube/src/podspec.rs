@@ -295,7 +295,10 @@ fn container_plan(container: &Value, pod: &str) -> ApiResult<ContainerPlan> {
             "Pod",
             pod,
             &format!("{field}.name"),
-            &format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"),
+            &format!(
+                "Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower \
+                 case alphanumeric characters or '-'"
+            ),
         ));
     }
     let image = string(object, "image")
