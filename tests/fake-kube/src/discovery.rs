@@ -1,10 +1,16 @@
 //! Discovery: what kubectl and kube-rs read to map kinds to resources. Served in the legacy
 //! (unaggregated) form, which the real server also serves when a client accepts plain JSON.
+//!
+//! What kubectl 1.32 and 1.33 ask for (seen with `FAKE_KUBE_LOG=1` and `-v=8`): `/version`,
+//! `/openapi/v3` (404: kubectl then uses v2), `/openapi/v2` in protobuf (for client-side
+//! validation), `/api` and `/apis` accepting aggregated discovery or plain JSON, `/api/v1`,
+//! `/apis/networking.k8s.io/v1`; `describe` also lists events (404: kubectl prints none) and
+//! `logs` reads `pods/{name}/log` (404: not modelled).
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
@@ -25,6 +31,34 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/apis/networking.k8s.io/v1",
             get(|| answer(networking_v1())),
         )
+        .route("/openapi/v2", get(openapi_v2))
+}
+
+/// An OpenAPI v2 document with no definitions, in the protobuf form kubectl asks for: kubectl's
+/// client-side validation (on by default for `apply` and `create`) refuses to run without one,
+/// and skips kinds the document does not describe. The fake describes none: validation is the
+/// fake's own strictness, on the server side.
+async fn openapi_v2() -> Response {
+    // gnostic's openapi_v2.Document: swagger (1) = "2.0", info (2) = {title (1), version (2)}.
+    let title = b"fake";
+    let version = b"v1";
+    let mut info = vec![0x0a, title.len() as u8];
+    info.extend_from_slice(title);
+    info.extend_from_slice(&[0x12, version.len() as u8]);
+    info.extend_from_slice(version);
+    let mut document = vec![0x0a, 3];
+    document.extend_from_slice(b"2.0");
+    document.extend_from_slice(&[0x12, info.len() as u8]);
+    document.extend_from_slice(&info);
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        )],
+        document,
+    )
+        .into_response()
 }
 
 async fn answer(body: Value) -> Response {

@@ -352,11 +352,8 @@ async fn forward_input(
             _ => continue,
         };
         match data.first() {
-            Some(&STDIN) => {
-                if input.write_all(&data[1..]).await.is_err() {
-                    break;
-                }
-            }
+            Some(&STDIN) if input.write_all(&data[1..]).await.is_err() => break,
+            Some(&STDIN) => {}
             Some(&CLOSE) if v5 && data.get(1) == Some(&STDIN) => {
                 let _ = input.shutdown().await;
             }

@@ -8,14 +8,16 @@
 //!
 //! # What it models
 //! - Discovery for kubectl and kube-rs: `/version`, `/api`, `/api/v1` (pods, pods/exec,
-//!   namespaces), `/apis`, `/apis/networking.k8s.io/v1` (networkpolicies). Other discovery paths
-//!   kubectl tries (`/openapi/v2`, `/openapi/v3`, aggregated discovery) get a 404 Status, which
-//!   kubectl handles.
+//!   namespaces), `/apis`, `/apis/networking.k8s.io/v1` (networkpolicies), and an OpenAPI v2
+//!   document with no definitions (kubectl's client-side validation needs one and skips what it
+//!   does not describe). Aggregated discovery is answered in the legacy form, and whatever else
+//!   kubectl asks for (`/openapi/v3`, events, logs) gets a 404 Status, which kubectl handles.
 //! - Pods in any namespace (namespaces themselves always exist): create (409 `AlreadyExists`, 422
 //!   `Invalid` on a bad name), get, list and watch with `labelSelector` (`a=b`, `a!=b`, `a`, `!a`,
 //!   `a in (x,y)`, `a notin (x,y)`) and `fieldSelector` (`metadata.name`, `metadata.namespace`,
 //!   `status.phase`), `limit`/`continue`, kubectl's Table output, delete (grace period from the
-//!   query, the DeleteOptions body or the pod spec).
+//!   query, the DeleteOptions body or the pod spec: the pod shows a `deletionTimestamp`, its
+//!   container is stopped, then it is removed; a pod that no node runs goes at once).
 //! - Status transitions as a kubelet makes them: Pending (`PodScheduled`), `ContainerCreating`,
 //!   Running (Ready), then Succeeded or Failed with a `terminated` state when the container exits;
 //!   an image not on the local engine → Pending with `ErrImagePull` then `ImagePullBackOff` (the
@@ -24,6 +26,11 @@
 //! - The one container of a pod: image, command, args, env (`name`/`value`), workingDir, stdin,
 //!   tty, `resources.limits` memory and cpu, securityContext capabilities add/drop, privileged,
 //!   readOnlyRootFilesystem and `allowPrivilegeEscalation: false` (Docker's no-new-privileges).
+//!   Accepted knowingly without effect: `resources.requests` (no scheduler to steer),
+//!   `automountServiceAccountToken` and `enableServiceLinks` (no service accounts or services),
+//!   `imagePullPolicy` (never pulls), `terminationMessagePath`/`Policy`; the pod-level
+//!   `seccompProfile: RuntimeDefault` is Docker's default profile (`Unconfined` turns it off).
+//!   Together that is every field of the enclave backend's Pod (its manifest snapshot).
 //! - NetworkPolicies (networking.k8s.io/v1): create, get, list, delete. **The fake's model of
 //!   enforcement**: a Pod created while a policy that selects it by `matchLabels` denies all
 //!   egress (`policyTypes` has `Egress`, no egress rules) runs with Docker network mode `none`.
@@ -40,16 +47,27 @@
 //! model: more than one container, init and ephemeral containers, volumes, `env.valueFrom`,
 //! ports, probes, `restartPolicy` other than `Never` (and its absence, since the default `Always`
 //! restarts containers, which the fake does not do), node selection, host namespaces, and any
-//! other field not listed above; SPDY exec (only WebSocket is modelled); PATCH and PUT.
+//! other field not listed above (e.g. `dnsPolicy`, which `kubectl run` sends); SPDY exec (only
+//! WebSocket is modelled). PATCH and PUT get the real server's 405 MethodNotAllowed Status.
+//!
+//! # Simplifications
+//! A list always answers from the latest state (`resourceVersionMatch` is accepted and has no
+//! effect); a watch can resume from any earlier resourceVersion (the fake keeps every event), and
+//! a watch with a selector turns objects entering or leaving the selection into ADDED and DELETED
+//! events, as the real server does.
 //!
 //! # Faults
 //! [`FakeKube::set_fault`] makes the fake misbehave once: an exec fault applies to the next exec
-//! only and a create fault to the next pod create only; then the fault is cleared. See [`Fault`].
+//! only and a create fault to the next pod create only; then the fault is cleared. `Forbidden`
+//! stays until [`FakeKube::clear_fault`] (RBAC is a state, and kubectl retries over SPDY). See
+//! [`Fault`].
 //!
 //! # Clean-up
 //! Its containers are named `fake-kube-<instance>-<namespace>-<pod>` and carry the labels
 //! `fake-kube.instance=<instance>` and `fake-kube.pod=<namespace>/<pod>` (never `enclave.*`).
-//! Dropping a [`FakeKube`] removes them.
+//! Dropping a [`FakeKube`] (or stopping the `fake-kube` binary with SIGTERM or SIGINT) removes
+//! them; a process killed outright cannot, and leaves them to
+//! `docker rm -f $(docker ps -aq --filter label=fake-kube.instance)`.
 
 mod discovery;
 mod docker;
@@ -79,13 +97,15 @@ use serde_json::Value;
 /// A way for the fake to misbehave, for testing a client's handling of a broken cluster.
 ///
 /// Each fault is taken once: the exec faults by the next exec request, [`Fault::UnschedulablePods`]
-/// by the next pod create. Setting a fault replaces the one still pending.
+/// by the next pod create; except [`Fault::Forbidden`], which stays until
+/// [`FakeKube::clear_fault`], as RBAC does (kubectl retries a refused WebSocket exec over SPDY,
+/// and that retry must be refused too). Setting a fault replaces the one still pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Every chunk of output goes out as messages with a 1-byte payload (each message repeats its
     /// channel byte, as the protocol requires).
     SplitFrames,
-    /// 4 MiB on stderr before the command's own output.
+    /// 4 MiB on stderr before the command's own output (when the exec asks for stderr).
     StderrFlood,
     /// The connection closes without the channel-3 Status.
     NoStatusFrame,
@@ -94,7 +114,7 @@ pub enum Fault {
     ContainerNotFound,
     /// The TCP connection is dropped mid-stream, after some output, without a close frame.
     DropConnection,
-    /// 403 Forbidden before the upgrade, as RBAC would answer.
+    /// 403 Forbidden before the upgrade, as RBAC would answer; stays until cleared.
     Forbidden,
     /// The next pod created stays Pending with an `Unschedulable` `PodScheduled` condition.
     UnschedulablePods,
@@ -127,6 +147,8 @@ pub(crate) struct Shared {
     fault: Mutex<Option<Fault>>,
     /// Set when the fake shuts down: no new containers after that.
     pub(crate) closing: AtomicBool,
+    /// Tells long requests (watches) that the fake stops.
+    pub(crate) stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -143,6 +165,7 @@ impl Shared {
     pub(crate) fn take_exec_fault(&self) -> Option<Fault> {
         let mut slot = self.fault_slot();
         match *slot {
+            Some(Fault::Forbidden) => Some(Fault::Forbidden),
             Some(f) if !f.is_for_create() => slot.take(),
             _ => None,
         }
@@ -183,6 +206,7 @@ impl FakeKube {
             store: Mutex::new(store::Store::new()),
             fault: Mutex::new(None),
             closing: AtomicBool::new(false),
+            stopped: tokio::sync::watch::channel(false).0,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -258,6 +282,7 @@ impl FakeKube {
 
     fn stop(&mut self) -> Result<()> {
         self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.stopped.send_replace(true);
         self.server.abort();
         for record in self.shared.store().pods.values() {
             if let Some(task) = &record.lifecycle {
@@ -337,8 +362,18 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         )
         .route("/_fake/fault", put(set_fault_endpoint))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(shared)
+}
+
+/// PATCH, PUT and the other verbs the fake does not model on a path it serves: the real server's
+/// 405 Status.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> status::ApiError {
+    status::ApiError::method_not_allowed(format!(
+        "{method} on {} is not modelled by the fake API server",
+        uri.path()
+    ))
 }
 
 /// `PUT /_fake/fault` with `{"fault": "StderrFlood"}` (or `null` to clear), for the binary.

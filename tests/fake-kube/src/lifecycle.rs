@@ -17,6 +17,11 @@ use crate::podspec::{ContainerPlan, PodPlan};
 use crate::store::Key;
 use crate::Shared;
 
+/// The scheduler's message for the `UnschedulablePods` fault.
+const UNSCHEDULABLE: &str = "0/1 nodes are available: 1 node(s) were unschedulable (the fake's \
+     UnschedulablePods fault). preemption: 0/1 nodes are available: 1 Preemption is not helpful \
+     for scheduling.";
+
 /// How a pod is to run, beyond its spec.
 pub(crate) struct Launch {
     pub(crate) key: Key,
@@ -36,7 +41,7 @@ pub(crate) async fn run(shared: Arc<Shared>, launch: Launch) {
             pod["status"]["conditions"] = json!([condition(
                 "PodScheduled",
                 false,
-                Some(("Unschedulable", "0/1 nodes are available: 1 node(s) were unschedulable (the fake's UnschedulablePods fault). preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."))
+                Some(("Unschedulable", UNSCHEDULABLE))
             )]);
         });
         return;
@@ -59,13 +64,16 @@ pub(crate) async fn run(shared: Arc<Shared>, launch: Launch) {
     });
     let deadline = launch.plan.active_deadline_seconds;
     let run = run_container(&shared, &launch);
-    let ended = match deadline {
+    let within_deadline = match deadline {
         Some(seconds) => tokio::time::timeout(Duration::from_secs(seconds), run)
             .await
-            .ok(),
-        None => Some(run.await),
+            .is_ok(),
+        None => {
+            run.await;
+            true
+        }
     };
-    if ended.is_none() {
+    if !within_deadline {
         deadline_exceeded(&shared, &launch).await;
     }
 }
@@ -141,7 +149,8 @@ async fn image_present(shared: &Shared, image: &str) -> bool {
 async fn image_pull_back_off(shared: &Arc<Shared>, launch: &Launch) {
     let plan = &launch.plan.container;
     let pull = format!(
-        "failed to pull image \"{}\": the fake API server never pulls and the image is not on the local Docker engine",
+        "failed to pull image \"{}\": the fake API server never pulls and the image is not on \
+         the local Docker engine",
         plan.image
     );
     update(shared, &launch.key, |pod| {

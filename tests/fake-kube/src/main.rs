@@ -1,6 +1,6 @@
 //! `fake-kube`: the fake Kubernetes API server as a process, for benches and manual use. Prints
-//! `FAKE_KUBE_URL=...` and `KUBECONFIG=...`, serves until SIGTERM or SIGINT, then removes its
-//! containers. Faults: `PUT /_fake/fault` with `{"fault": "StderrFlood"}`.
+//! `FAKE_KUBE_URL=...`, `KUBECONFIG=...` and `FAKE_KUBE_INSTANCE=...`, serves until SIGTERM or
+//! SIGINT, then removes its containers. Faults: `PUT /_fake/fault` with `{"fault": "StderrFlood"}`.
 
 use std::io::Write;
 
@@ -13,6 +13,8 @@ async fn main() -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "FAKE_KUBE_URL={}", fake.url())?;
     writeln!(out, "KUBECONFIG={}", fake.kubeconfig().display())?;
+    // Its containers' `fake-kube.instance` label, for leak checks.
+    writeln!(out, "FAKE_KUBE_INSTANCE={}", fake.instance())?;
     out.flush()?;
     drop(out);
     let mut terminate = signal(SignalKind::terminate())?;

@@ -119,7 +119,10 @@ fn check_policy(body: &Value, ns: &str) -> ApiResult<String> {
             "NetworkPolicy",
             &name,
             "metadata.name",
-            &format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"),
+            &format!(
+                "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of \
+                 lower case alphanumeric characters, '-' or '.'"
+            ),
         ));
     }
     let spec = as_object(&body["spec"], "`spec`")?;

@@ -57,6 +57,10 @@ async fn create(
         &["fieldManager", "fieldValidation", "pretty", "dryRun"],
     )?;
     params.refuse_dry_run()?;
+    // Every well-formed namespace exists in the fake; no other can.
+    if !podspec::is_dns_label(&ns) {
+        return Err(ApiError::not_found("namespaces", &ns));
+    }
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
     let plan = podspec::plan(&body, &ns)?;
@@ -288,14 +292,10 @@ async fn delete(
         let Some(record) = store.pods.get(&key) else {
             return Err(ApiError::not_found("pods", &name));
         };
-        let spec_grace = record.object["spec"]["terminationGracePeriodSeconds"]
-            .as_i64()
-            .unwrap_or(30);
-        let grace = params
+        let asked = params
             .number("gracePeriodSeconds")?
-            .or(options["gracePeriodSeconds"].as_i64())
-            .unwrap_or(spec_grace)
-            .max(0);
+            .or(options["gracePeriodSeconds"].as_i64());
+        let grace = effective_grace(&record.object, asked);
         if grace == 0 {
             let Some(record) = store.pods.remove(&key) else {
                 return Err(ApiError::not_found("pods", &name));
@@ -333,6 +333,19 @@ async fn delete(
         }
     });
     Ok(json_response(StatusCode::OK, &response))
+}
+
+/// The grace period a delete gets, as the real server decides it: the request's, else the pod
+/// spec's; none for a pod that no node runs (never scheduled, or already finished).
+fn effective_grace(pod: &Value, asked: Option<i64>) -> i64 {
+    let phase = pod["status"]["phase"].as_str().unwrap_or_default();
+    if !pod["spec"]["nodeName"].is_string() || phase == "Succeeded" || phase == "Failed" {
+        return 0;
+    }
+    let spec_grace = pod["spec"]["terminationGracePeriodSeconds"]
+        .as_i64()
+        .unwrap_or(30);
+    asked.unwrap_or(spec_grace).max(0)
 }
 
 /// The DeleteOptions body: `gracePeriodSeconds` and `propagationPolicy` (no owners exist in the
@@ -387,6 +400,10 @@ async fn finish_delete(shared: &Shared, record: PodRecord) -> Value {
     }
     let mut store = shared.store();
     let mut object = record.object;
+    if !object["metadata"]["deletionTimestamp"].is_string() {
+        object["metadata"]["deletionTimestamp"] = json!(lifecycle::now());
+        object["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+    }
     store.bump(&mut object);
     store.publish("DELETED", &object);
     object

@@ -34,7 +34,15 @@ pub(crate) struct PodPlan {
     pub(crate) active_deadline_seconds: Option<u64>,
 }
 
-const METADATA_FIELDS: &[&str] = &["name", "generateName", "namespace", "labels", "annotations"];
+const METADATA_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "labels",
+    "annotations",
+    // Go clients send `null` for it; the server sets it (only `null` is accepted, see `plan`).
+    "creationTimestamp",
+];
 
 /// Pod spec fields, each modelled or knowingly accepted without effect (see `check_spec`).
 const SPEC_FIELDS: &[&str] = &[
@@ -78,6 +86,14 @@ pub(crate) fn plan(body: &Value, namespace: &str) -> ApiResult<PodPlan> {
     check_type(object)?;
     let metadata = object_at(body, "metadata")?;
     check_fields("metadata.", metadata, METADATA_FIELDS)?;
+    if metadata
+        .get("creationTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        return Err(ApiError::not_modelled(
+            "a set `metadata.creationTimestamp` (the server sets it)",
+        ));
+    }
     if let Some(ns) = metadata.get("namespace").and_then(Value::as_str) {
         if ns != namespace {
             return Err(ApiError::bad_request(
@@ -279,7 +295,10 @@ fn container_plan(container: &Value, pod: &str) -> ApiResult<ContainerPlan> {
             "Pod",
             pod,
             &format!("{field}.name"),
-            &format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"),
+            &format!(
+                "Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower \
+                 case alphanumeric characters or '-'"
+            ),
         ));
     }
     let image = string(object, "image")

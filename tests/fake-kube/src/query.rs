@@ -10,7 +10,10 @@ impl Params {
     /// Parses `raw` and refuses any parameter not in `allowed`.
     pub(crate) fn parse(raw: Option<&str>, allowed: &[&str]) -> ApiResult<Self> {
         let pairs = parse_pairs(raw.unwrap_or_default());
-        if let Some((name, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        // `timeout` (kubectl's `--request-timeout`) is the server's request timeout on every
+        // endpoint; the fake answers at once, so it has no effect.
+        let known = |k: &str| k == "timeout" || allowed.contains(&k);
+        if let Some((name, _)) = pairs.iter().find(|(k, _)| !known(k)) {
             return Err(ApiError::not_modelled(format!(
                 "the query parameter `{name}` on this endpoint"
             )));

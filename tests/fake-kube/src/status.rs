@@ -62,9 +62,13 @@ impl ApiError {
         )
         .with_details(json!({
             "name": name,
-            "kind": kind_resource(kind),
+            "kind": kind,
             "causes": [{"reason": "FieldValueInvalid", "message": problem, "field": field}],
         }))
+    }
+
+    pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message)
     }
 
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
@@ -114,10 +118,6 @@ impl ApiError {
         }
         status
     }
-}
-
-fn kind_resource(kind: &str) -> String {
-    format!("{}s", kind.to_lowercase())
 }
 
 impl IntoResponse for ApiError {

@@ -17,17 +17,25 @@ pub(crate) fn wants_table(headers: &HeaderMap) -> bool {
 /// The pods as a Table with the real server's columns; with `with_objects`, each row carries the
 /// whole pod (`includeObject=Object`), otherwise its metadata as a PartialObjectMetadata.
 pub(crate) fn pods(items: &[Value], resource_version: &str, with_objects: bool) -> Value {
-    let column = |name: &str, kind: &str, format: &str, priority: u8, description: &str| json!({"name": name, "type": kind, "format": format, "description": description, "priority": priority});
+    let column = |name: &str, format: &str, description: &str| {
+        json!({
+            "name": name,
+            "type": "string",
+            "format": format,
+            "description": description,
+            "priority": 0,
+        })
+    };
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
         "columnDefinitions": [
-            column("Name", "string", "name", 0, "Name must be unique within a namespace."),
-            column("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
-            column("Status", "string", "", 0, "The aggregate status of the containers in this pod."),
-            column("Restarts", "string", "", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
-            column("Age", "string", "", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."),
+            column("Name", "name", "Name must be unique within a namespace."),
+            column("Ready", "", "The aggregate readiness state of this pod."),
+            column("Status", "", "The aggregate status of the containers in this pod."),
+            column("Restarts", "", "The number of times the containers have been restarted."),
+            column("Age", "", "The time since the pod was created."),
         ],
         "rows": items.iter().map(|pod| row(pod, with_objects)).collect::<Vec<_>>(),
     })
@@ -48,7 +56,7 @@ fn row(pod: &Value, with_object: bool) -> Value {
             pod["metadata"]["name"],
             format!("{ready}/{total}"),
             display_status(pod),
-            0,
+            "0",
             age(pod["metadata"]["creationTimestamp"].as_str()),
         ],
         "object": object,

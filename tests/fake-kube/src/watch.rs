@@ -69,7 +69,8 @@ pub(crate) fn pods(
     };
     let start = start(&shared, &selection, from);
     let (tx, rx) = mpsc::channel::<Result<String, Infallible>>(64);
-    tokio::spawn(stream_events(selection, options, start, tx));
+    let stopped = shared.stopped.subscribe();
+    tokio::spawn(stream_events(selection, options, start, tx, stopped));
     let body = Body::from_stream(tokio_stream_from(rx));
     Ok((
         StatusCode::OK,
@@ -117,6 +118,7 @@ async fn stream_events(
     options: WatchOptions,
     (initial, mut receiver, start_rv, mut inside): Start,
     tx: mpsc::Sender<Result<String, Infallible>>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut last_rv = start_rv;
@@ -143,6 +145,7 @@ async fn stream_events(
         };
         tokio::select! {
             _ = until_deadline => return,
+            _ = async { stopped.wait_for(|s| *s).await.is_ok() } => return,
             _ = ticker.tick(), if options.bookmarks => {
                 if tx.send(Ok(bookmark(last_rv, false))).await.is_err() {
                     return;
