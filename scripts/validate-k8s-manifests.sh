@@ -26,6 +26,7 @@ configs=(
   "defaults|"
   "no network, limits, runtime, labels, env, command|--no-network --memory 512m --cpus 1.5 --runtime gvisor --label team=ml --label example.com/run=r1 -e MODE=test --workdir /work --tool python_executor --tool shell_executor"
   "unlimited memory, another namespace|--memory 0 --namespace sandboxes"
+  "the agent from an agent image (an init container)|--agent-image registry.example/enclave-agent:1 --cpus 1"
 )
 checked=0
 for entry in "${configs[@]}"; do

@@ -127,6 +127,7 @@ async fn print_kubernetes_manifests(args: &CreateArgs, ctx: &Ctx) -> Result<u8> 
         owner: &owner,
         extra_labels: &labels,
         ttl: None,
+        agent_image: ctx.agent_image.as_deref(),
     };
     let items = manifests(&plan).map_err(Error::InvalidConfig)?;
     let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });

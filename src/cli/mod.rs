@@ -81,6 +81,10 @@ pub(crate) struct GlobalArgs {
     /// kubernetes: the kubeconfig context [default: the current one]
     #[arg(long, global = true, help_heading = GLOBAL, env = "ENCLAVE_K8S_CONTEXT", value_name = "NAME")]
     pub context: Option<String>,
+    /// kubernetes: put the agent into new Pods from this image by an init container, instead of
+    /// copying it in over exec (see docs/kubernetes.md)
+    #[arg(long, global = true, help_heading = GLOBAL, env = "ENCLAVE_K8S_AGENT_IMAGE", value_name = "IMAGE")]
+    pub agent_image: Option<String>,
 }
 
 /// Where new sandboxes go.
@@ -161,6 +165,7 @@ pub(crate) struct Ctx {
     pub(crate) backend: BackendChoice,
     pub(crate) namespace: Option<String>,
     pub(crate) context: Option<String>,
+    pub(crate) agent_image: Option<String>,
 }
 
 impl Ctx {
@@ -239,6 +244,7 @@ impl Ctx {
         let manager = self
             .until_signal(KubeManager::connect(context, namespace, state))
             .await?
+            .with_agent_image(self.agent_image.clone())
             .with_notes(Arc::new(move |n| {
                 if output.verbose {
                     output.note(n);
@@ -361,6 +367,7 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Exit
         backend: g.backend,
         namespace: g.namespace.clone().filter(|n| !n.trim().is_empty()),
         context: g.context.clone().filter(|c| !c.trim().is_empty()),
+        agent_image: g.agent_image.clone().filter(|i| !i.trim().is_empty()),
     };
     let result = runtime.block_on(async {
         let abandon = watch_signals(&ctx, !cli.command.reads_interrupts())?;

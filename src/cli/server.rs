@@ -300,6 +300,7 @@ async fn serving_manager(ctx: &Ctx, state: StateStore, logger: Logger) -> Result
                 state,
             ))
             .await?
+            .with_agent_image(ctx.agent_image.clone())
             .with_notes(Arc::new(move |n| logger.note("info", n)));
         let version = ctx.until_signal(manager.cluster().version()).await?;
         logger.note(

@@ -48,6 +48,9 @@ pub struct KubeManager {
     notes: Warn,
     /// One connection to each Pod's agent (one exec carrying its protocol), reused by every call.
     connections: Connections,
+    /// An image holding the agent, which an init container copies it from; `None`: the agent is
+    /// copied in over exec.
+    agent_image: Option<String>,
 }
 
 impl KubeManager {
@@ -67,6 +70,7 @@ impl KubeManager {
             state,
             notes: Arc::new(|_| {}),
             connections: Connections::default(),
+            agent_image: None,
         })
     }
 
@@ -74,6 +78,14 @@ impl KubeManager {
     #[must_use]
     pub fn with_notes(mut self, notes: Warn) -> Self {
         self.notes = notes;
+        self
+    }
+
+    /// Puts the agent into new Pods from `image` by an init container, instead of copying it in
+    /// over exec.
+    #[must_use]
+    pub fn with_agent_image(mut self, image: Option<String>) -> Self {
+        self.agent_image = image;
         self
     }
 
@@ -267,14 +279,23 @@ impl KubeManager {
         record.agent_socket.as_ref().map(|a| a.secret.clone())
     }
 
+    /// The image new Pods get the agent from; `None` when it is copied in, or not wanted.
+    fn agent_image_for_new(&self) -> Option<&str> {
+        self.agent_image.as_deref().filter(|_| agent_wanted())
+    }
+
     /// Puts the agent into a new Pod, unless told not to; why not, when it is not there.
     async fn add_agent(&self, id: &str, tools: &[String]) -> (Option<AgentSocket>, AgentInfo) {
-        if std::env::var(AGENT_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
+        if !agent_wanted() {
             return (None, agent_off(format!("{AGENT_ENV}=off")));
         }
         let pod = self.cluster.sandbox(&self.namespace, id);
         let warm_python = tools.iter().any(|t| t == "python_executor");
-        match k8s::agent::install(&pod, warm_python).await {
+        let delivery = match self.agent_image {
+            Some(_) => k8s::agent::Delivery::InitContainer,
+            None => k8s::agent::Delivery::Copy,
+        };
+        match k8s::agent::install(&pod, delivery, warm_python).await {
             Ok((client, secret)) => {
                 let info = AgentInfo {
                     mode: "exec".into(),
@@ -376,6 +397,7 @@ impl Manager for KubeManager {
             owner: &self.owner,
             extra_labels: &labels,
             ttl,
+            agent_image: self.agent_image_for_new(),
         };
         let objects = manifests(&plan).map_err(Error::InvalidConfig)?;
         let pod = crate::backend::kubernetes::pod_name(&id);
@@ -526,6 +548,11 @@ impl Manager for KubeManager {
         let backend = self.live(sandbox).await?;
         session::python::open(backend, &sandbox.id, options).await
     }
+}
+
+/// Whether new sandboxes get the agent (`ENCLAVE_AGENT=off`: they do not).
+fn agent_wanted() -> bool {
+    !std::env::var(AGENT_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("off"))
 }
 
 fn agent_off(reason: String) -> AgentInfo {

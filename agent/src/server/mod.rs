@@ -2,7 +2,8 @@
 //!
 //! `init` is the container's entrypoint: it reaps every process, runs the image's command, and
 //! serves calls on a Unix socket. `connect` bridges stdin/stdout to that socket, for hosts that
-//! reach the sandbox only through `docker exec`.
+//! reach the sandbox only through `docker exec`. `install` copies the binary out of an agent
+//! image, for a Pod's init container.
 
 mod bridge;
 mod call;
@@ -12,6 +13,7 @@ mod exec;
 mod exit;
 mod files;
 mod init;
+mod install;
 mod kill;
 mod python;
 mod reaper;
@@ -35,12 +37,13 @@ pub fn main() -> i32 {
     match args.first().and_then(|a| a.to_str()) {
         Some("init") => init::run(&args[1..]),
         Some("connect") => bridge::run(),
+        Some("install") => install::run(&args[1..]),
         Some("--version") | Some("version") => {
             println!("{}", agent_name());
             0
         }
         _ => {
-            eprintln!("usage: enclave-agent init [--] [COMMAND ARGS...] | connect | --version");
+            eprintln!("usage: enclave-agent init [--] [COMMAND ARGS...] | connect | install DEST | --version");
             2
         }
     }

@@ -10,17 +10,18 @@ use anyhow::{bail, Context, Result};
 use enclave_agent::client::Client;
 use enclave_agent::proto::auth;
 
+use super::manifest::AGENT_DIR;
 use super::pod::PodSandbox;
 use crate::backend::{agent, Backend, NewEntry};
 use crate::model::{Capture, ExecEnd, ExecSpec};
 
-/// Where the binary goes: a directory of its own under /tmp, which any image can write.
-const AGENT_DIR: &str = "/tmp/.enclave";
+// The binary goes in AGENT_DIR, a directory of its own under /tmp, which any image can write (or,
+// from an agent image, the read-only volume its init container filled).
 const AGENT_FILE: &str = "enclave-agent";
 const AGENT_PATH: &str = "/tmp/.enclave/enclave-agent";
-const AGENT_LOG: &str = "/tmp/.enclave/agent.log";
 /// Where the agent listens: the place `enclave-agent connect` looks when no socket is mounted.
 const SOCKET_DIR: &str = "/tmp/.enclave-agent";
+const AGENT_LOG: &str = "/tmp/.enclave-agent/agent.log";
 pub(crate) const SOCKET: &str = "/tmp/.enclave-agent/agent.sock";
 /// How long a just-started agent may take to listen.
 const START_PATIENCE: Duration = Duration::from_secs(5);
@@ -42,18 +43,43 @@ else
   "$1" init </dev/null >"$4" 2>&1 &
 fi"#;
 
-/// Copies the agent into the Pod, starts it, and returns a connection that has proved itself.
-/// A new random secret is made; it is returned for the state file, so later processes can
-/// connect too.
-pub(crate) async fn install(pod: &PodSandbox, warm_python: bool) -> Result<(Client, String)> {
+/// How the agent gets into a Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Copied in over exec once the Pod runs.
+    Copy,
+    /// Put there by the Pod's init container, from an agent image.
+    InitContainer,
+}
+
+/// Puts the agent into the Pod (unless its init container did), starts it, and returns a
+/// connection that has proved itself. A new random secret is made; it is returned for the state
+/// file, so later processes can connect too.
+pub(crate) async fn install(
+    pod: &PodSandbox,
+    delivery: Delivery,
+    warm_python: bool,
+) -> Result<(Client, String)> {
+    let secret = auth::to_hex(&rand::random::<[u8; 32]>());
+    pod.make_dirs(SOCKET_DIR)
+        .await
+        .context("making the agent's socket directory")?;
+    if delivery == Delivery::Copy {
+        copy_in(pod).await?;
+    }
+    start(pod, &secret, warm_python).await?;
+    let client = connect(pod, &secret, START_PATIENCE).await?;
+    Ok((client, secret))
+}
+
+/// Copies the binary this `enclave` carries into the Pod, when the Pod's CPU can run it.
+async fn copy_in(pod: &PodSandbox) -> Result<()> {
     let Some(binary) = agent::binary() else {
         bail!("this build of enclave carries no agent binary");
     };
     check_architecture(pod).await?;
-    let secret = auth::to_hex(&rand::random::<[u8; 32]>());
     let copy = async {
         pod.make_dirs(AGENT_DIR).await?;
-        pod.make_dirs(SOCKET_DIR).await?;
         pod.put(
             AGENT_DIR,
             vec![NewEntry::File {
@@ -67,10 +93,7 @@ pub(crate) async fn install(pod: &PodSandbox, warm_python: bool) -> Result<(Clie
     tokio::time::timeout(STEP_TIMEOUT, copy)
         .await
         .context("copying the agent into the Pod took over 60 s")?
-        .context("copying the agent into the Pod")?;
-    start(pod, &secret, warm_python).await?;
-    let client = connect(pod, &secret, START_PATIENCE).await?;
-    Ok((client, secret))
+        .context("copying the agent into the Pod")
 }
 
 /// A connection to the Pod's agent over one exec, retried while a just-started agent does not

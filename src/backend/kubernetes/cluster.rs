@@ -454,6 +454,7 @@ mod tests {
             owner: "me",
             extra_labels: &extra,
             ttl: None,
+            agent_image: None,
         };
         let manifest = super::super::manifests(&plan).unwrap().remove(0);
         let mut pod: Pod = serde_json::from_value(manifest).unwrap();

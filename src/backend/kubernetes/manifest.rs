@@ -42,7 +42,17 @@ pub(crate) struct PodPlan<'a> {
     /// The sandbox's time to live: the Pod's `activeDeadlineSeconds`, a backstop should nothing
     /// else remove it.
     pub(crate) ttl: Option<Duration>,
+    /// An image holding the agent (`/enclave-agent`): an init container puts the agent into the
+    /// Pod from it, instead of a copy over exec after the Pod starts.
+    pub(crate) agent_image: Option<&'a str>,
 }
+
+/// The volume the agent's init container fills, and where each side mounts it.
+const AGENT_VOLUME: &str = "enclave-agent";
+const AGENT_INSTALL_DIR: &str = "/.enclave-agent";
+/// Where the sandbox's container sees the agent: read-only, so code in the sandbox cannot
+/// replace it.
+pub(crate) const AGENT_DIR: &str = "/tmp/.enclave";
 
 /// The Pod's name: `enclave-<id>`.
 pub(crate) fn pod_name(id: &str) -> String {
@@ -78,6 +88,9 @@ fn pod(plan: &PodPlan<'_>) -> Result<Value, String> {
         "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
         "containers": [container(config)],
     });
+    if let Some(image) = plan.agent_image {
+        add_agent_init(&mut spec, image);
+    }
     if let Some(runtime) = &config.runtime {
         check_name(runtime).map_err(|e| format!("runtime (runtimeClassName): {e}"))?;
         spec["runtimeClassName"] = json!(runtime);
@@ -96,6 +109,29 @@ fn pod(plan: &PodPlan<'_>) -> Result<Value, String> {
         },
         "spec": spec,
     }))
+}
+
+/// An init container that copies the agent out of `image` into a volume the sandbox's container
+/// mounts read-only where the agent is started from. The image needs nothing but the binary:
+/// `enclave-agent install` copies itself.
+fn add_agent_init(spec: &mut Value, image: &str) {
+    let amount = json!({ "cpu": "100m", "memory": "32Mi" });
+    spec["volumes"] = json!([{ "name": AGENT_VOLUME, "emptyDir": { "sizeLimit": "64Mi" } }]);
+    spec["initContainers"] = json!([{
+        "name": AGENT_VOLUME,
+        "image": image,
+        "command": ["/enclave-agent", "install", format!("{AGENT_INSTALL_DIR}/enclave-agent")],
+        "volumeMounts": [{ "name": AGENT_VOLUME, "mountPath": AGENT_INSTALL_DIR }],
+        // Requests equal to limits keep the Pod `Guaranteed`.
+        "resources": { "requests": amount.clone(), "limits": amount },
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "privileged": false,
+            "capabilities": { "drop": ["ALL"] },
+        },
+    }]);
+    spec["containers"][0]["volumeMounts"] =
+        json!([{ "name": AGENT_VOLUME, "mountPath": AGENT_DIR, "readOnly": true }]);
 }
 
 fn container(config: &DockerSandboxConfig) -> Value {
@@ -304,6 +340,7 @@ mod tests {
             owner: "0123456789abcdef",
             extra_labels: extra,
             ttl: None,
+            agent_image: None,
         }
     }
 
@@ -363,6 +400,29 @@ mod tests {
         );
         assert_eq!(resources["limits"]["cpu"], "1500m");
         assert_eq!(resources["requests"], resources["limits"]);
+    }
+
+    #[test]
+    fn an_agent_image_is_an_init_container_filling_a_read_only_volume() {
+        let config = DockerSandboxConfig::default();
+        let mut p = plan(&config, &[], &[]);
+        assert!(manifests(&p).unwrap()[0]["spec"]["initContainers"].is_null());
+        p.agent_image = Some("registry.example/enclave-agent:1");
+        let spec = &manifests(&p).unwrap()[0]["spec"];
+        let init = &spec["initContainers"][0];
+        assert_eq!(init["image"], "registry.example/enclave-agent:1");
+        assert_eq!(
+            init["command"],
+            json!(["/enclave-agent", "install", "/.enclave-agent/enclave-agent"])
+        );
+        assert_eq!(init["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(init["resources"]["requests"], init["resources"]["limits"]);
+        assert_eq!(spec["volumes"][0]["name"], init["volumeMounts"][0]["name"]);
+        assert!(spec["volumes"][0]["emptyDir"].is_object());
+        let mount = &spec["containers"][0]["volumeMounts"][0];
+        assert_eq!(mount["name"], spec["volumes"][0]["name"]);
+        assert_eq!(mount["mountPath"], AGENT_DIR);
+        assert_eq!(mount["readOnly"], true, "the sandbox cannot replace its agent");
     }
 
     #[test]

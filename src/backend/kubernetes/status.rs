@@ -61,6 +61,9 @@ pub(crate) fn readiness(pod: &Value) -> Readiness {
         Some("Running") if container_running(status) => return Readiness::Ready,
         Some("Succeeded") => return Readiness::Failed("its container exited".into()),
         Some("Failed") => {
+            if let Some(stuck) = init_stuck(status) {
+                return Readiness::Failed(format!("the Pod failed: {stuck}"));
+            }
             let why = status["message"]
                 .as_str()
                 .or_else(|| status["reason"].as_str())
@@ -68,6 +71,9 @@ pub(crate) fn readiness(pod: &Value) -> Readiness {
             return Readiness::Failed(format!("the Pod failed: {why}"));
         }
         _ => {}
+    }
+    if let Some(stuck) = init_stuck(status) {
+        return Readiness::Failed(stuck);
     }
     if let Some(waiting) = container_waiting(status) {
         let reason = waiting["reason"].as_str().unwrap_or("");
@@ -116,6 +122,33 @@ pub(crate) fn refusal(status: &Value) -> Option<String> {
         _ => "the API server refused it",
     };
     Some(with_detail(words, message))
+}
+
+/// An init container (the agent's, from an agent image) that will not finish: its image cannot
+/// be pulled, or it exited with an error; the Pod's container never starts then.
+fn init_stuck(status: &Value) -> Option<String> {
+    for init in status["initContainerStatuses"].as_array()? {
+        let name = init["name"].as_str().unwrap_or("?");
+        let state = &init["state"];
+        if let Some(reason) = state["waiting"]["reason"].as_str() {
+            if let Some((_, words)) = STUCK.iter().find(|(r, _)| *r == reason) {
+                let message = state["waiting"]["message"].as_str().unwrap_or("");
+                return Some(with_detail(
+                    &format!("its init container `{name}`: {words} ({reason})"),
+                    message,
+                ));
+            }
+        }
+        let code = state["terminated"]["exitCode"].as_i64();
+        if let Some(code) = code.filter(|c| *c != 0) {
+            let reason = state["terminated"]["reason"].as_str().unwrap_or("");
+            return Some(with_detail(
+                &format!("its init container `{name}` exited with code {code}"),
+                reason,
+            ));
+        }
+    }
+    None
 }
 
 fn container_running(status: &Value) -> bool {
@@ -178,6 +211,15 @@ mod tests {
             "deadline" => {
                 r#"{"metadata":{"name":"enclave-a"},"status":{"phase":"Failed","reason":"DeadlineExceeded","message":"Pod was active on the node longer than the specified deadline"}}"#
             }
+            "agent-image-pull-backoff" => {
+                r#"{"metadata":{"name":"enclave-a"},"status":{"phase":"Pending","initContainerStatuses":[{"name":"enclave-agent","ready":false,"restartCount":0,"image":"nosuch/agent:1","imageID":"","state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image \"nosuch/agent:1\""}}}],"containerStatuses":[{"name":"sandbox","ready":false,"restartCount":0,"image":"python:3.11-slim","imageID":"","state":{"waiting":{"reason":"PodInitializing"}}}]}}"#
+            }
+            "agent-init-failed" => {
+                r#"{"metadata":{"name":"enclave-a"},"status":{"phase":"Failed","initContainerStatuses":[{"name":"enclave-agent","ready":false,"restartCount":0,"image":"reg/agent:1","imageID":"x","state":{"terminated":{"exitCode":1,"reason":"Error"}}}],"containerStatuses":[{"name":"sandbox","ready":false,"restartCount":0,"image":"python:3.11-slim","imageID":"","state":{"waiting":{"reason":"PodInitializing"}}}]}}"#
+            }
+            "initializing" => {
+                r#"{"metadata":{"name":"enclave-a"},"status":{"phase":"Pending","initContainerStatuses":[{"name":"enclave-agent","ready":false,"restartCount":0,"image":"reg/agent:1","imageID":"x","state":{"running":{"startedAt":"2026-11-30T04:00:02Z"}}}],"containerStatuses":[{"name":"sandbox","ready":false,"restartCount":0,"image":"python:3.11-slim","imageID":"","state":{"waiting":{"reason":"PodInitializing"}}}]}}"#
+            }
             "deleting" => {
                 r#"{"metadata":{"name":"enclave-a","deletionTimestamp":"2026-11-30T05:00:00Z"},"status":{"phase":"Running","containerStatuses":[{"name":"sandbox","state":{"running":{}}}]}}"#
             }
@@ -197,6 +239,19 @@ mod tests {
             Readiness::Waiting("ContainerCreating".into())
         );
         assert_eq!(readiness(&fixture("running")), Readiness::Ready);
+        assert_eq!(
+            readiness(&fixture("initializing")),
+            Readiness::Waiting("PodInitializing".into())
+        );
+        let Readiness::Failed(why) = readiness(&fixture("agent-image-pull-backoff")) else {
+            panic!("an agent image that cannot be pulled is given up on");
+        };
+        assert!(why.contains("init container `enclave-agent`"), "{why}");
+        assert!(why.contains("cannot be pulled (ImagePullBackOff)"), "{why}");
+        let Readiness::Failed(why) = readiness(&fixture("agent-init-failed")) else {
+            panic!("a failed init container is given up on");
+        };
+        assert!(why.contains("exited with code 1"), "{why}");
         let Readiness::Failed(why) = readiness(&fixture("image-pull-backoff")) else {
             panic!("an image that cannot be pulled is not worth waiting for");
         };

@@ -323,3 +323,58 @@ fn a_pod_cannot_be_stopped_and_says_what_to_do(k: &Cluster) {
     assert!(out.status.success(), "still running: {}", stderr(&out));
 }
 on_fake_and_real!(a_pod_cannot_be_stopped_and_says_what_to_do);
+
+fn the_agent_comes_from_an_agent_image_by_an_init_container(k: &Cluster) {
+    if !agent_on() {
+        return;
+    }
+    let Some(image) = super::agent_image(k) else {
+        eprintln!("SKIPPED: ENCLAVE_K8S_AGENT_IMAGE names no agent image for the real cluster");
+        return;
+    };
+    let id = k.create(&["--agent-image", &image, "--tool", "python_executor"]);
+    let pods = k.pods();
+    let pod = &pods[0];
+    assert_eq!(pod["spec"]["initContainers"][0]["image"], image.as_str());
+    let init = &pod["status"]["initContainerStatuses"][0];
+    assert_eq!(init["state"]["terminated"]["exitCode"], 0, "{pod}");
+
+    let out = k.cmd().args(["inspect", &id, "--json"]).output().unwrap();
+    let info: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["agent"]["mode"], "exec", "{info}");
+    let out = k
+        .cmd()
+        .args(["-v", "exec", &id, "echo via the agent"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "via the agent\n", "{}", stderr(&out));
+    assert!(stderr(&out).contains("through its agent"), "{}", stderr(&out));
+    // The sandbox cannot replace its agent: the volume is mounted read-only.
+    let out = k
+        .cmd()
+        .args(["exec", &id, "echo x > /tmp/.enclave/enclave-agent"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the agent's volume is writable");
+    let out = k
+        .cmd()
+        .args(["run-tool", &id, "python_executor", "--arg", "code=print(2 ** 10)", "--json"])
+        .output()
+        .unwrap();
+    let result: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(result["output"].as_str().unwrap().trim(), "1024", "{result}");
+}
+on_fake_and_real!(the_agent_comes_from_an_agent_image_by_an_init_container);
+
+fn an_agent_image_that_cannot_be_pulled_fails_the_create_in_words(k: &Cluster) {
+    if !agent_on() {
+        return;
+    }
+    let out = k.try_create(&["--agent-image", "enclave-test/no-such-agent:0"]);
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("init container `enclave-agent`"), "{said}");
+    assert!(said.contains("cannot be pulled"), "{said}");
+    assert!(k.pods().is_empty(), "the stuck Pod was removed");
+}
+on_fake_and_real!(an_agent_image_that_cannot_be_pulled_fails_the_create_in_words);

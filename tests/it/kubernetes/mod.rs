@@ -144,6 +144,59 @@ impl Drop for Cluster {
     }
 }
 
+/// An agent image for this cluster: on the fake, an image holding only the agent binary this
+/// build carries (`/enclave-agent`), made with `docker import` once per build of the agent; on a
+/// real cluster `ENCLAVE_K8S_AGENT_IMAGE` (a registry the cluster pulls from), or `None`.
+pub(crate) fn agent_image(k: &Cluster) -> Option<String> {
+    if !k.is_fake() {
+        return std::env::var("ENCLAVE_K8S_AGENT_IMAGE").ok();
+    }
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    Some(IMAGE.get_or_init(import_agent_image).clone())
+}
+
+fn import_agent_image() -> String {
+    use std::hash::{Hash, Hasher};
+    use std::io::Write;
+    // target/<profile>/enclave → target/agent/<triple>/agent/enclave-agent (build.rs).
+    let enclave = assert_cmd::cargo::cargo_bin("enclave");
+    let target = enclave.parent().and_then(|p| p.parent()).expect("target dir");
+    let binary = std::fs::read_dir(target.join("agent"))
+        .expect("target/agent: the agent's build (build.rs)")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("agent/enclave-agent"))
+        .find(|p| p.is_file())
+        .expect("the agent binary under target/agent/<triple>/agent/");
+    let bytes = std::fs::read(&binary).unwrap();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let name = format!("enclave-test-agent:{:016x}", hasher.finish());
+    let have = std::process::Command::new("docker")
+        .args(["image", "inspect", &name])
+        .output()
+        .unwrap();
+    if have.status.success() {
+        return name;
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    tar.append_data(&mut header, "enclave-agent", bytes.as_slice())
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut import = std::process::Command::new("docker")
+        .args(["import", "-", &name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    import.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(import.wait().unwrap().success(), "docker import of {name}");
+    name
+}
+
 /// The kubectl to run: `KUBECTL`, else the one on PATH.
 fn kubectl() -> String {
     std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
