@@ -185,7 +185,7 @@ impl Shared {
     }
 }
 
-/// A running fake API server. Dropping it stops it and removes its containers.
+/// A running fake API server. Dropping it stops it and removes its containers and volumes.
 pub struct FakeKube {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -275,7 +275,12 @@ impl FakeKube {
         containers_of_instance(&self.shared.instance)
     }
 
-    /// Stops serving and removes this fake's containers, reporting a failure to remove them.
+    /// The names of the Docker volumes this fake has (one per `emptyDir` of a live pod).
+    pub fn volumes(&self) -> Result<Vec<String>> {
+        volumes_of_instance(&self.shared.instance)
+    }
+
+    /// Stops serving and removes this fake's containers and volumes, reporting a failure to remove them.
     pub fn shutdown(mut self) -> Result<()> {
         self.stop()
     }
@@ -297,7 +302,7 @@ impl FakeKube {
 impl Drop for FakeKube {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
-            eprintln!("fake-kube: removing the containers failed: {e:#}");
+            eprintln!("fake-kube: removing the containers and volumes failed: {e:#}");
         }
     }
 }
@@ -306,6 +311,12 @@ impl Drop for FakeKube {
 pub fn containers_of_instance(instance: &str) -> Result<Vec<String>> {
     let instance = instance.to_string();
     on_own_runtime(move |_| async move { docker::list_instance(&instance).await })
+}
+
+/// The Docker volumes labelled with fake instance `instance`.
+pub fn volumes_of_instance(instance: &str) -> Result<Vec<String>> {
+    let instance = instance.to_string();
+    on_own_runtime(move |_| async move { docker::list_instance_volumes(&instance).await })
 }
 
 /// Runs a future on a fresh thread with its own runtime, so that it works from synchronous code
