@@ -25,12 +25,31 @@
 //!   killed. Each change bumps `resourceVersion` and is a MODIFIED watch event.
 //! - The one container of a pod: image, command, args, env (`name`/`value`), workingDir, stdin,
 //!   tty, `resources.limits` memory and cpu, securityContext capabilities add/drop, privileged,
-//!   readOnlyRootFilesystem and `allowPrivilegeEscalation: false` (Docker's no-new-privileges).
+//!   readOnlyRootFilesystem and `allowPrivilegeEscalation: false` (Docker's no-new-privileges),
+//!   `volumeMounts` (`name`, `mountPath`, `readOnly`, which makes a read-only mount).
 //!   Accepted knowingly without effect: `resources.requests` (no scheduler to steer),
 //!   `automountServiceAccountToken` and `enableServiceLinks` (no service accounts or services),
 //!   `imagePullPolicy` (never pulls), `terminationMessagePath`/`Policy`; the pod-level
 //!   `seccompProfile: RuntimeDefault` is Docker's default profile (`Unconfined` turns it off).
-//!   Together that is every field of the enclave backend's Pod (its manifest snapshot).
+//!   With the two items below, that is every field of the enclave backend's Pod (its manifest
+//!   snapshot, and the Pod that installs the agent from an init container).
+//! - `spec.initContainers`, any number, with the same fields as the container: each runs as its
+//!   own Docker container, in order and to completion, before the main container is created, and
+//!   is removed once it exited (its exit status stays in `initContainerStatuses`). Meanwhile the
+//!   pod is Pending, condition `Initialized` False, the init container `running` then
+//!   `terminated` (`Completed`, or `Error` with its exit code), the main container waiting with
+//!   `PodInitializing`; kubectl's STATUS column reads `Init:0/1`, then `PodInitializing`. An init
+//!   container that exits non-zero makes the pod Failed (`Init:Error`; `restartPolicy` is always
+//!   Never) and the main container is never created; a missing init image gives its status
+//!   `ErrImagePull` then `ImagePullBackOff` (`Init:ImagePullBackOff`), the pod staying Pending.
+//!   Init container names must differ from each other and from the container's (422).
+//! - `spec.volumes` of type `emptyDir` (`medium` "" only; `sizeLimit` is checked as a quantity
+//!   and **not enforced**): each is a Docker volume named
+//!   `fake-kube-<instance>-<ns>-<pod>_vol_<volume>`, labelled like the containers, created empty
+//!   (never filled from the image) when the pod starts and removed with the pod. As on the real
+//!   server: volume names are RFC 1123 labels and unique, a mount names a volume of the pod and a
+//!   mount path is used once per container (422 Invalid otherwise); the fake also requires an
+//!   absolute `mountPath` (422), which Docker needs.
 //! - NetworkPolicies (networking.k8s.io/v1): create, get, list, delete. **The fake's model of
 //!   enforcement**: a Pod created while a policy that selects it by `matchLabels` denies all
 //!   egress (`policyTypes` has `Egress`, no egress rules) runs with Docker network mode `none`.
@@ -44,9 +63,12 @@
 //!
 //! # What it rejects (400 BadRequest naming the field or parameter)
 //! Any query parameter an endpoint does not model (including `dryRun`); Pod fields it does not
-//! model: more than one container, init and ephemeral containers, volumes, `env.valueFrom`,
-//! ports, probes, `restartPolicy` other than `Never` (and its absence, since the default `Always`
-//! restarts containers, which the fake does not do), node selection, host namespaces, and any
+//! model: more than one container, ephemeral containers, sidecars (an init container's
+//! `restartPolicy`), volume sources other than `emptyDir` (`hostPath`, `configMap`, `secret`, …,
+//! named in the message), `emptyDir.medium: Memory` (tmpfs), mount fields other than `name`,
+//! `mountPath` and `readOnly` (`subPath`, `mountPropagation`, …), `env.valueFrom`, ports, probes,
+//! `restartPolicy` other than `Never` (and its absence, since the default `Always` restarts
+//! containers, which the fake does not do), node selection, host namespaces, and any
 //! other field not listed above (e.g. `dnsPolicy`, which `kubectl run` sends); SPDY exec (only
 //! WebSocket is modelled). PATCH and PUT get the real server's 405 MethodNotAllowed Status.
 //!
@@ -54,7 +76,9 @@
 //! A list always answers from the latest state (`resourceVersionMatch` is accepted and has no
 //! effect); a watch can resume from any earlier resourceVersion (the fake keeps every event), and
 //! a watch with a selector turns objects entering or leaving the selection into ADDED and DELETED
-//! events, as the real server does.
+//! events, as the real server does. An `emptyDir` is a Docker local volume: owned by root with
+//! mode 0755 (the kubelet makes it 0777), and its `sizeLimit` is not enforced. exec reaches the
+//! main container only (not a running init container).
 //!
 //! # Faults
 //! [`FakeKube::set_fault`] makes the fake misbehave once: an exec fault applies to the next exec
@@ -63,11 +87,13 @@
 //! [`Fault`].
 //!
 //! # Clean-up
-//! Its containers are named `fake-kube-<instance>-<namespace>-<pod>` and carry the labels
-//! `fake-kube.instance=<instance>` and `fake-kube.pod=<namespace>/<pod>` (never `enclave.*`).
-//! Dropping a [`FakeKube`] (or stopping the `fake-kube` binary with SIGTERM or SIGINT) removes
-//! them; a process killed outright cannot, and leaves them to
-//! `docker rm -f $(docker ps -aq --filter label=fake-kube.instance)`.
+//! Its containers are named `fake-kube-<instance>-<namespace>-<pod>` (an init container's adds
+//! `_init_<name>`) and, like its volumes, carry the labels `fake-kube.instance=<instance>` and
+//! `fake-kube.pod=<namespace>/<pod>` (never `enclave.*`). Deleting a pod removes its containers,
+//! then its volumes. Dropping a [`FakeKube`] (or stopping the `fake-kube` binary with SIGTERM or
+//! SIGINT) removes all of them; a process killed outright cannot, and leaves them to
+//! `docker rm -f $(docker ps -aq --filter label=fake-kube.instance)` and then
+//! `docker volume rm $(docker volume ls -q --filter label=fake-kube.instance)`.
 
 mod discovery;
 mod docker;
