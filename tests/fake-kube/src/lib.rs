@@ -111,7 +111,7 @@ mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
@@ -173,6 +173,10 @@ pub(crate) struct Shared {
     fault: Mutex<Option<Fault>>,
     /// Set when the fake shuts down: no new containers after that.
     pub(crate) closing: AtomicBool,
+    /// Docker creates (containers, volumes) sent and not answered yet. A pod's task aborted at
+    /// shutdown leaves its request in flight, and the engine still carries it out: then the
+    /// clean-up looks again once it has landed.
+    pub(crate) creates_in_flight: AtomicUsize,
     /// Tells long requests (watches) that the fake stops.
     pub(crate) stopped: tokio::sync::watch::Sender<bool>,
 }
@@ -209,6 +213,18 @@ impl Shared {
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
     }
+
+    /// Runs a Docker create, counted as in flight until the engine answers. Not decremented when
+    /// the future is dropped unanswered (an aborted pod task): the request may still land.
+    pub(crate) async fn counted_create<T>(
+        &self,
+        create: impl std::future::Future<Output = T>,
+    ) -> T {
+        self.creates_in_flight.fetch_add(1, Ordering::SeqCst);
+        let answer = create.await;
+        self.creates_in_flight.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
 }
 
 /// A running fake API server. Dropping it stops it and removes its containers and volumes.
@@ -232,6 +248,7 @@ impl FakeKube {
             store: Mutex::new(store::Store::new()),
             fault: Mutex::new(None),
             closing: AtomicBool::new(false),
+            creates_in_flight: AtomicUsize::new(0),
             stopped: tokio::sync::watch::channel(false).0,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -321,7 +338,17 @@ impl FakeKube {
             }
         }
         let instance = self.shared.instance.clone();
-        on_own_runtime(move |_| async move { docker::remove_instance(&instance).await })
+        let cut_off = self.shared.creates_in_flight.load(Ordering::SeqCst) > 0;
+        on_own_runtime(move |_| async move {
+            docker::remove_instance(&instance).await?;
+            if cut_off {
+                // What the engine made after the first pass (it finishes a create whose client
+                // went away).
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                docker::remove_instance(&instance).await?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -171,7 +171,14 @@ async fn create_volumes(shared: &Arc<Shared>, launch: &Launch) -> Result<()> {
         if shared.is_closing() {
             anyhow::bail!("the fake is shutting down");
         }
-        crate::docker::create_volume(&shared.docker, &name, &shared.instance, &pod).await?;
+        shared
+            .counted_create(crate::docker::create_volume(
+                &shared.docker,
+                &name,
+                &shared.instance,
+                &pod,
+            ))
+            .await?;
         // The pod may have been deleted meanwhile: then the volume goes too.
         let recorded = match shared.store().pods.get_mut(&launch.key) {
             Some(record) if !shared.is_closing() => {
@@ -381,8 +388,7 @@ async fn create_and_start(shared: &Arc<Shared>, launch: &Launch, slot: Slot) -> 
         anyhow::bail!("the fake is shutting down");
     }
     let id = shared
-        .docker
-        .create_container(Some(options), body)
+        .counted_create(shared.docker.create_container(Some(options), body))
         .await?
         .id;
     // The pod may have been deleted meanwhile: then the container goes too.

@@ -328,3 +328,25 @@ async fn bad_volumes_and_mounts_are_refused_as_the_real_server_refuses_them() {
     drop(fake);
     assert_nothing_left(&instance);
 }
+
+/// A fake dropped while its pods' Docker creates are in flight (as when a test panics right
+/// after a create) still leaves nothing: the engine finishes those creates after the first
+/// clean-up pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_dropped_mid_create_leaves_nothing() {
+    for round in 0..5 {
+        let fake = FakeKube::start().await.expect("the fake starts");
+        let instance = fake.instance().to_string();
+        let pods: Api<Pod> = Api::default_namespaced(client(&fake).await);
+        for name in ["a", "b"] {
+            create(&pods, pod_with_init(name, IMAGE, "true"))
+                .await
+                .expect("the pod is created");
+        }
+        // Let the pods' tasks reach their Docker requests, then stop.
+        tokio::time::sleep(std::time::Duration::from_millis(20 * round)).await;
+        drop(fake);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_nothing_left(&instance);
+    }
+}
