@@ -25,12 +25,31 @@
 //!   killed. Each change bumps `resourceVersion` and is a MODIFIED watch event.
 //! - The one container of a pod: image, command, args, env (`name`/`value`), workingDir, stdin,
 //!   tty, `resources.limits` memory and cpu, securityContext capabilities add/drop, privileged,
-//!   readOnlyRootFilesystem and `allowPrivilegeEscalation: false` (Docker's no-new-privileges).
+//!   readOnlyRootFilesystem and `allowPrivilegeEscalation: false` (Docker's no-new-privileges),
+//!   `volumeMounts` (`name`, `mountPath`, `readOnly`, which makes a read-only mount).
 //!   Accepted knowingly without effect: `resources.requests` (no scheduler to steer),
 //!   `automountServiceAccountToken` and `enableServiceLinks` (no service accounts or services),
 //!   `imagePullPolicy` (never pulls), `terminationMessagePath`/`Policy`; the pod-level
 //!   `seccompProfile: RuntimeDefault` is Docker's default profile (`Unconfined` turns it off).
-//!   Together that is every field of the enclave backend's Pod (its manifest snapshot).
+//!   With the two items below, that is every field of the enclave backend's Pod (its manifest
+//!   snapshot, and the Pod that installs the agent from an init container).
+//! - `spec.initContainers`, any number, with the same fields as the container: each runs as its
+//!   own Docker container, in order and to completion, before the main container is created, and
+//!   is removed once it exited (its exit status stays in `initContainerStatuses`). Meanwhile the
+//!   pod is Pending, condition `Initialized` False, the init container `running` then
+//!   `terminated` (`Completed`, or `Error` with its exit code), the main container waiting with
+//!   `PodInitializing`; kubectl's STATUS column reads `Init:0/1`, then `PodInitializing`. An init
+//!   container that exits non-zero makes the pod Failed (`Init:Error`; `restartPolicy` is always
+//!   Never) and the main container is never created; a missing init image gives its status
+//!   `ErrImagePull` then `ImagePullBackOff` (`Init:ImagePullBackOff`), the pod staying Pending.
+//!   Init container names must differ from each other and from the container's (422).
+//! - `spec.volumes` of type `emptyDir` (`medium` "" only; `sizeLimit` is checked as a quantity
+//!   and **not enforced**): each is a Docker volume named
+//!   `fake-kube-<instance>-<ns>-<pod>_vol_<volume>`, labelled like the containers, created empty
+//!   (never filled from the image) when the pod starts and removed with the pod. As on the real
+//!   server: volume names are RFC 1123 labels and unique, a mount names a volume of the pod and a
+//!   mount path is used once per container (422 Invalid otherwise); the fake also requires an
+//!   absolute `mountPath` (422), which Docker needs.
 //! - NetworkPolicies (networking.k8s.io/v1): create, get, list, delete. **The fake's model of
 //!   enforcement**: a Pod created while a policy that selects it by `matchLabels` denies all
 //!   egress (`policyTypes` has `Egress`, no egress rules) runs with Docker network mode `none`.
@@ -44,9 +63,12 @@
 //!
 //! # What it rejects (400 BadRequest naming the field or parameter)
 //! Any query parameter an endpoint does not model (including `dryRun`); Pod fields it does not
-//! model: more than one container, init and ephemeral containers, volumes, `env.valueFrom`,
-//! ports, probes, `restartPolicy` other than `Never` (and its absence, since the default `Always`
-//! restarts containers, which the fake does not do), node selection, host namespaces, and any
+//! model: more than one container, ephemeral containers, sidecars (an init container's
+//! `restartPolicy`), volume sources other than `emptyDir` (`hostPath`, `configMap`, `secret`, …,
+//! named in the message), `emptyDir.medium: Memory` (tmpfs), mount fields other than `name`,
+//! `mountPath` and `readOnly` (`subPath`, `mountPropagation`, …), `env.valueFrom`, ports, probes,
+//! `restartPolicy` other than `Never` (and its absence, since the default `Always` restarts
+//! containers, which the fake does not do), node selection, host namespaces, and any
 //! other field not listed above (e.g. `dnsPolicy`, which `kubectl run` sends); SPDY exec (only
 //! WebSocket is modelled). PATCH and PUT get the real server's 405 MethodNotAllowed Status.
 //!
@@ -54,7 +76,9 @@
 //! A list always answers from the latest state (`resourceVersionMatch` is accepted and has no
 //! effect); a watch can resume from any earlier resourceVersion (the fake keeps every event), and
 //! a watch with a selector turns objects entering or leaving the selection into ADDED and DELETED
-//! events, as the real server does.
+//! events, as the real server does. An `emptyDir` is a Docker local volume: owned by root with
+//! mode 0755 (the kubelet makes it 0777), and its `sizeLimit` is not enforced. exec reaches the
+//! main container only (not a running init container).
 //!
 //! # Faults
 //! [`FakeKube::set_fault`] makes the fake misbehave once: an exec fault applies to the next exec
@@ -63,11 +87,13 @@
 //! [`Fault`].
 //!
 //! # Clean-up
-//! Its containers are named `fake-kube-<instance>-<namespace>-<pod>` and carry the labels
-//! `fake-kube.instance=<instance>` and `fake-kube.pod=<namespace>/<pod>` (never `enclave.*`).
-//! Dropping a [`FakeKube`] (or stopping the `fake-kube` binary with SIGTERM or SIGINT) removes
-//! them; a process killed outright cannot, and leaves them to
-//! `docker rm -f $(docker ps -aq --filter label=fake-kube.instance)`.
+//! Its containers are named `fake-kube-<instance>-<namespace>-<pod>` (an init container's adds
+//! `_init_<name>`) and, like its volumes, carry the labels `fake-kube.instance=<instance>` and
+//! `fake-kube.pod=<namespace>/<pod>` (never `enclave.*`). Deleting a pod removes its containers,
+//! then its volumes. Dropping a [`FakeKube`] (or stopping the `fake-kube` binary with SIGTERM or
+//! SIGINT) removes all of them; a process killed outright cannot, and leaves them to
+//! `docker rm -f $(docker ps -aq --filter label=fake-kube.instance)` and then
+//! `docker volume rm $(docker volume ls -q --filter label=fake-kube.instance)`.
 
 mod discovery;
 mod docker;
@@ -85,7 +111,7 @@ mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
@@ -147,6 +173,10 @@ pub(crate) struct Shared {
     fault: Mutex<Option<Fault>>,
     /// Set when the fake shuts down: no new containers after that.
     pub(crate) closing: AtomicBool,
+    /// Docker creates (containers, volumes) sent and not answered yet. A pod's task aborted at
+    /// shutdown leaves its request in flight, and the engine still carries it out: then the
+    /// clean-up looks again once it has landed.
+    pub(crate) creates_in_flight: AtomicUsize,
     /// Tells long requests (watches) that the fake stops.
     pub(crate) stopped: tokio::sync::watch::Sender<bool>,
 }
@@ -183,9 +213,21 @@ impl Shared {
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
     }
+
+    /// Runs a Docker create, counted as in flight until the engine answers. Not decremented when
+    /// the future is dropped unanswered (an aborted pod task): the request may still land.
+    pub(crate) async fn counted_create<T>(
+        &self,
+        create: impl std::future::Future<Output = T>,
+    ) -> T {
+        self.creates_in_flight.fetch_add(1, Ordering::SeqCst);
+        let answer = create.await;
+        self.creates_in_flight.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
 }
 
-/// A running fake API server. Dropping it stops it and removes its containers.
+/// A running fake API server. Dropping it stops it and removes its containers and volumes.
 pub struct FakeKube {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -206,6 +248,7 @@ impl FakeKube {
             store: Mutex::new(store::Store::new()),
             fault: Mutex::new(None),
             closing: AtomicBool::new(false),
+            creates_in_flight: AtomicUsize::new(0),
             stopped: tokio::sync::watch::channel(false).0,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -275,7 +318,12 @@ impl FakeKube {
         containers_of_instance(&self.shared.instance)
     }
 
-    /// Stops serving and removes this fake's containers, reporting a failure to remove them.
+    /// The names of the Docker volumes this fake has (one per `emptyDir` of a live pod).
+    pub fn volumes(&self) -> Result<Vec<String>> {
+        volumes_of_instance(&self.shared.instance)
+    }
+
+    /// Stops serving and removes this fake's containers and volumes, reporting a failure to remove them.
     pub fn shutdown(mut self) -> Result<()> {
         self.stop()
     }
@@ -290,14 +338,24 @@ impl FakeKube {
             }
         }
         let instance = self.shared.instance.clone();
-        on_own_runtime(move |_| async move { docker::remove_instance(&instance).await })
+        let cut_off = self.shared.creates_in_flight.load(Ordering::SeqCst) > 0;
+        on_own_runtime(move |_| async move {
+            docker::remove_instance(&instance).await?;
+            if cut_off {
+                // What the engine made after the first pass (it finishes a create whose client
+                // went away).
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                docker::remove_instance(&instance).await?;
+            }
+            Ok(())
+        })
     }
 }
 
 impl Drop for FakeKube {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
-            eprintln!("fake-kube: removing the containers failed: {e:#}");
+            eprintln!("fake-kube: removing the containers and volumes failed: {e:#}");
         }
     }
 }
@@ -306,6 +364,12 @@ impl Drop for FakeKube {
 pub fn containers_of_instance(instance: &str) -> Result<Vec<String>> {
     let instance = instance.to_string();
     on_own_runtime(move |_| async move { docker::list_instance(&instance).await })
+}
+
+/// The Docker volumes labelled with fake instance `instance`.
+pub fn volumes_of_instance(instance: &str) -> Result<Vec<String>> {
+    let instance = instance.to_string();
+    on_own_runtime(move |_| async move { docker::list_instance_volumes(&instance).await })
 }
 
 /// Runs a future on a fresh thread with its own runtime, so that it works from synchronous code

@@ -86,6 +86,8 @@ async fn create(
         PodRecord {
             object: object.clone(),
             container: None,
+            init_container: None,
+            volumes: Vec::new(),
             lifecycle: Some(task),
         },
     );
@@ -314,6 +316,8 @@ async fn delete(
             let shown = PodRecord {
                 object,
                 container: record.container.clone(),
+                init_container: record.init_container.clone(),
+                volumes: record.volumes.clone(),
                 lifecycle: None,
             };
             (shown, grace)
@@ -373,12 +377,19 @@ fn delete_options(body: &[u8]) -> ApiResult<Value> {
 }
 
 async fn stop_gracefully(shared: &Shared, key: &Key, grace: i64) {
-    let container = shared
+    let containers: Vec<String> = shared
         .store()
         .pods
         .get(key)
-        .and_then(|r| r.container.clone());
-    if let Some(id) = container {
+        .map(|r| {
+            r.container
+                .iter()
+                .chain(&r.init_container)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    for id in containers {
         let options = bollard::query_parameters::StopContainerOptions {
             signal: None,
             t: Some(grace.min(i64::from(i32::MAX)) as i32),
@@ -387,14 +398,20 @@ async fn stop_gracefully(shared: &Shared, key: &Key, grace: i64) {
     }
 }
 
-/// Stops the pod's life, removes its container and tells the watches it is gone; returns the
-/// pod's last state.
+/// Stops the pod's life, removes its containers and volumes and tells the watches it is gone;
+/// returns the pod's last state.
 async fn finish_delete(shared: &Shared, record: PodRecord) -> Value {
     if let Some(task) = &record.lifecycle {
         task.abort();
     }
-    if let Some(id) = &record.container {
+    for id in record.container.iter().chain(&record.init_container) {
         if let Err(e) = crate::docker::remove(&shared.docker, id).await {
+            eprintln!("fake-kube: {e:#}");
+        }
+    }
+    // After the containers, which would keep a volume in use.
+    for volume in &record.volumes {
+        if let Err(e) = crate::docker::remove_volume(&shared.docker, volume).await {
             eprintln!("fake-kube: {e:#}");
         }
     }

@@ -24,6 +24,15 @@ pub(crate) struct ContainerPlan {
     pub(crate) privileged: bool,
     pub(crate) read_only_root: bool,
     pub(crate) seccomp_unconfined: bool,
+    pub(crate) mounts: Vec<MountPlan>,
+}
+
+/// One `volumeMounts` item: the pod volume `volume` at `path`.
+#[derive(Debug, Clone)]
+pub(crate) struct MountPlan {
+    pub(crate) volume: String,
+    pub(crate) path: String,
+    pub(crate) read_only: bool,
 }
 
 /// What a valid create request asks for.
@@ -31,6 +40,10 @@ pub(crate) struct ContainerPlan {
 pub(crate) struct PodPlan {
     pub(crate) name: String,
     pub(crate) container: ContainerPlan,
+    /// `spec.initContainers`, run one after the other to completion before `container`.
+    pub(crate) init_containers: Vec<ContainerPlan>,
+    /// The names of the `emptyDir` volumes (the only source modelled).
+    pub(crate) volumes: Vec<String>,
     pub(crate) active_deadline_seconds: Option<u64>,
 }
 
@@ -47,6 +60,8 @@ const METADATA_FIELDS: &[&str] = &[
 /// Pod spec fields, each modelled or knowingly accepted without effect (see `check_spec`).
 const SPEC_FIELDS: &[&str] = &[
     "containers",
+    "initContainers",
+    "volumes",
     "restartPolicy",
     "terminationGracePeriodSeconds",
     "activeDeadlineSeconds",
@@ -67,6 +82,7 @@ const CONTAINER_FIELDS: &[&str] = &[
     "tty",
     "resources",
     "securityContext",
+    "volumeMounts",
     // Defaults the real server fills in; a client that sends back what it read sends them.
     "terminationMessagePath",
     "terminationMessagePolicy",
@@ -119,11 +135,20 @@ pub(crate) fn plan(body: &Value, namespace: &str) -> ApiResult<PodPlan> {
             containers.len()
         )));
     };
-    let mut container = container_plan(container, &name)?;
-    container.seccomp_unconfined = seccomp_unconfined(spec)?;
+    let volumes = volumes(spec, &name)?;
+    let seccomp_unconfined = seccomp_unconfined(spec)?;
+    let mut container = container_plan(container, "spec.containers[0]", &name, &volumes)?;
+    container.seccomp_unconfined = seccomp_unconfined;
+    let mut init_containers = init_containers(spec, &name, &volumes)?;
+    for init in &mut init_containers {
+        init.seccomp_unconfined = seccomp_unconfined;
+    }
+    check_unique_container_names(&container, &init_containers, &name)?;
     Ok(PodPlan {
         name,
         container,
+        init_containers,
+        volumes,
         active_deadline_seconds: optional_u64(spec, "activeDeadlineSeconds")?,
     })
 }
@@ -283,23 +308,21 @@ fn seccomp_unconfined(spec: &Map<String, Value>) -> ApiResult<bool> {
     }
 }
 
-fn container_plan(container: &Value, pod: &str) -> ApiResult<ContainerPlan> {
+/// One container, regular or init, at `field` (`spec.containers[0]`, `spec.initContainers[1]`);
+/// `volumes` are the pod's volume names, which its mounts must name.
+fn container_plan(
+    container: &Value,
+    field: &str,
+    pod: &str,
+    volumes: &[String],
+) -> ApiResult<ContainerPlan> {
     let object = container
         .as_object()
-        .ok_or_else(|| ApiError::bad_request("`spec.containers[0]` must be an object"))?;
-    check_fields("spec.containers[0].", object, CONTAINER_FIELDS)?;
-    let field = "spec.containers[0]";
+        .ok_or_else(|| ApiError::bad_request(format!("`{field}` must be an object")))?;
+    check_fields(&format!("{field}."), object, CONTAINER_FIELDS)?;
     let name = string(object, "name").unwrap_or_default();
     if !is_dns_label(&name) {
-        return Err(ApiError::invalid(
-            "Pod",
-            pod,
-            &format!("{field}.name"),
-            &format!(
-                "Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower \
-                 case alphanumeric characters or '-'"
-            ),
-        ));
+        return Err(not_a_label(pod, &format!("{field}.name"), &name));
     }
     let image = string(object, "image")
         .filter(|i| !i.is_empty())
@@ -323,15 +346,224 @@ fn container_plan(container: &Value, pod: &str) -> ApiResult<ContainerPlan> {
         image,
         command: strings(object, "command", field)?,
         args: strings(object, "args", field)?,
-        env: env(object)?,
+        env: env(object, field)?,
         working_dir: string(object, "workingDir"),
         stdin: boolean(object, "stdin"),
         tty: boolean(object, "tty"),
         ..Default::default()
     };
-    resources(object, &mut plan)?;
-    security_context(object, &mut plan)?;
+    resources(object, field, &mut plan)?;
+    security_context(object, field, &mut plan)?;
+    plan.mounts = volume_mounts(object, field, pod, volumes)?;
     Ok(plan)
+}
+
+/// `spec.initContainers`, each checked as a regular container is.
+fn init_containers(
+    spec: &Map<String, Value>,
+    pod: &str,
+    volumes: &[String],
+) -> ApiResult<Vec<ContainerPlan>> {
+    let items = match spec.get("initContainers") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`spec.initContainers` must be a list",
+            ))
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| container_plan(c, &format!("spec.initContainers[{i}]"), pod, volumes))
+        .collect()
+}
+
+/// Container names are unique across init and regular containers, as the real server requires.
+fn check_unique_container_names(
+    container: &ContainerPlan,
+    init_containers: &[ContainerPlan],
+    pod: &str,
+) -> ApiResult<()> {
+    let mut seen = vec![container.name.as_str()];
+    for (i, init) in init_containers.iter().enumerate() {
+        if seen.contains(&init.name.as_str()) {
+            return Err(duplicate(
+                pod,
+                &format!("spec.initContainers[{i}].name"),
+                &init.name,
+            ));
+        }
+        seen.push(&init.name);
+    }
+    Ok(())
+}
+
+fn duplicate(pod: &str, field: &str, value: &str) -> ApiError {
+    ApiError::invalid_because(
+        "FieldValueDuplicate",
+        "Pod",
+        pod,
+        field,
+        &format!("Duplicate value: \"{value}\""),
+    )
+}
+
+/// `spec.volumes`: only `emptyDir` is modelled (as a Docker volume); any other source is refused
+/// by name. Returns the volume names, checked as the real server checks them (RFC 1123 labels,
+/// unique).
+fn volumes(spec: &Map<String, Value>, pod: &str) -> ApiResult<Vec<String>> {
+    let items = match spec.get("volumes") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(ApiError::bad_request("`spec.volumes` must be a list")),
+    };
+    let mut names: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("spec.volumes[{i}]");
+        let volume = item
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request(format!("`{field}` must be an object")))?;
+        check_fields(&format!("{field}."), volume, &["name", "emptyDir"])?;
+        let name = string(volume, "name").unwrap_or_default();
+        if name.is_empty() {
+            return Err(required(pod, &format!("{field}.name"), ""));
+        }
+        if !is_dns_label(&name) {
+            return Err(not_a_label(pod, &format!("{field}.name"), &name));
+        }
+        if names.contains(&name) {
+            return Err(duplicate(pod, &format!("{field}.name"), &name));
+        }
+        let Some(empty_dir) = volume.get("emptyDir") else {
+            return Err(required(pod, &field, ": must specify a volume type"));
+        };
+        check_empty_dir(empty_dir, &format!("{field}.emptyDir"))?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// `emptyDir`: `medium` "" (the node's disk; a Docker volume) and `sizeLimit`, which is checked
+/// as a quantity but **not enforced** by the fake (a Docker local volume has no size limit).
+/// `medium: Memory` (tmpfs) is not modelled.
+fn check_empty_dir(empty_dir: &Value, field: &str) -> ApiResult<()> {
+    let object = empty_dir
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request(format!("`{field}` must be an object")))?;
+    check_fields(&format!("{field}."), object, &["medium", "sizeLimit"])?;
+    match object.get("medium") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(medium)) if medium.is_empty() => {}
+        Some(other) => {
+            return Err(ApiError::not_modelled(format!(
+                "`{field}.medium: {other}` (only \"\" is)"
+            )))
+        }
+    }
+    quantity_at(empty_dir, "sizeLimit")?;
+    Ok(())
+}
+
+/// `volumeMounts`: `name`, `mountPath` and `readOnly`; each must name a pod volume and use a path
+/// not used before in this container (both 422 as on the real server). `mountPath` must be
+/// absolute: Docker cannot mount elsewhere. `subPath`, `mountPropagation` and the rest are not
+/// modelled.
+fn volume_mounts(
+    object: &Map<String, Value>,
+    container: &str,
+    pod: &str,
+    volumes: &[String],
+) -> ApiResult<Vec<MountPlan>> {
+    let items = match object.get("volumeMounts") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "`{container}.volumeMounts` must be a list"
+            )))
+        }
+    };
+    let mut mounts: Vec<MountPlan> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("{container}.volumeMounts[{i}]");
+        let mount = item
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request(format!("`{field}` must be an object")))?;
+        check_fields(
+            &format!("{field}."),
+            mount,
+            &["name", "mountPath", "readOnly"],
+        )?;
+        let volume = string(mount, "name").unwrap_or_default();
+        if volume.is_empty() {
+            return Err(required(pod, &format!("{field}.name"), ""));
+        }
+        if !volumes.contains(&volume) {
+            return Err(ApiError::invalid_because(
+                "FieldValueNotFound",
+                "Pod",
+                pod,
+                &format!("{field}.name"),
+                &format!("Not found: \"{volume}\""),
+            ));
+        }
+        let path = string(mount, "mountPath").unwrap_or_default();
+        if path.is_empty() {
+            return Err(required(pod, &format!("{field}.mountPath"), ""));
+        }
+        let path_problem = if !path.starts_with('/') {
+            Some("must be an absolute path")
+        } else if mounts.iter().any(|m| m.path == path) {
+            Some("must be unique")
+        } else {
+            None
+        };
+        if let Some(problem) = path_problem {
+            return Err(ApiError::invalid(
+                "Pod",
+                pod,
+                &format!("{field}.mountPath"),
+                &format!("Invalid value: \"{path}\": {problem}"),
+            ));
+        }
+        if mount.get("readOnly").is_some_and(|v| !v.is_boolean()) {
+            return Err(ApiError::bad_request(format!(
+                "`{field}.readOnly` must be a boolean"
+            )));
+        }
+        mounts.push(MountPlan {
+            volume,
+            path,
+            read_only: boolean(mount, "readOnly"),
+        });
+    }
+    Ok(mounts)
+}
+
+fn required(pod: &str, field: &str, detail: &str) -> ApiError {
+    ApiError::invalid_because(
+        "FieldValueRequired",
+        "Pod",
+        pod,
+        field,
+        &format!("Required value{detail}"),
+    )
+}
+
+fn not_a_label(pod: &str, field: &str, value: &str) -> ApiError {
+    ApiError::invalid(
+        "Pod",
+        pod,
+        field,
+        &format!(
+            "Invalid value: \"{value}\": a lowercase RFC 1123 label must consist of lower case \
+             alphanumeric characters or '-', and must start and end with an alphanumeric \
+             character (e.g. 'my-name',  or '123-abc', regex used for validation is \
+             '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+        ),
+    )
 }
 
 fn string(object: &Map<String, Value>, field: &str) -> Option<String> {
@@ -361,7 +593,7 @@ fn strings(object: &Map<String, Value>, field: &str, path: &str) -> ApiResult<Op
         .ok_or_else(|| ApiError::bad_request(format!("`{path}.{field}` must be a list of strings")))
 }
 
-fn env(object: &Map<String, Value>) -> ApiResult<Vec<String>> {
+fn env(object: &Map<String, Value>, field: &str) -> ApiResult<Vec<String>> {
     let Some(items) = object.get("env").and_then(Value::as_array) else {
         return Ok(Vec::new());
     };
@@ -371,7 +603,7 @@ fn env(object: &Map<String, Value>) -> ApiResult<Vec<String>> {
             let var = item
                 .as_object()
                 .ok_or_else(|| ApiError::bad_request("`env` items must be objects"))?;
-            check_fields("spec.containers[0].env[].", var, &["name", "value"])?;
+            check_fields(&format!("{field}.env[]."), var, &["name", "value"])?;
             let name = string(var, "name")
                 .ok_or_else(|| ApiError::bad_request("an `env` item has no name"))?;
             Ok(format!(
@@ -384,19 +616,19 @@ fn env(object: &Map<String, Value>) -> ApiResult<Vec<String>> {
 
 /// `resources`: limits become Docker's memory and CPU limits. Requests are accepted and have no
 /// effect: they only steer a scheduler, and the fake's one "node" takes every pod.
-fn resources(object: &Map<String, Value>, plan: &mut ContainerPlan) -> ApiResult<()> {
+fn resources(object: &Map<String, Value>, field: &str, plan: &mut ContainerPlan) -> ApiResult<()> {
     let Some(resources) = object.get("resources").and_then(Value::as_object) else {
         return Ok(());
     };
     check_fields(
-        "spec.containers[0].resources.",
+        &format!("{field}.resources."),
         resources,
         &["limits", "requests"],
     )?;
     for part in ["limits", "requests"] {
         if let Some(map) = resources.get(part).and_then(Value::as_object) {
             check_fields(
-                &format!("spec.containers[0].resources.{part}."),
+                &format!("{field}.resources.{part}."),
                 map,
                 &["memory", "cpu"],
             )?;
@@ -452,11 +684,15 @@ pub(crate) fn parse_quantity(text: &str) -> Option<f64> {
         .map(|n| n * factor)
 }
 
-fn security_context(object: &Map<String, Value>, plan: &mut ContainerPlan) -> ApiResult<()> {
+fn security_context(
+    object: &Map<String, Value>,
+    field: &str,
+    plan: &mut ContainerPlan,
+) -> ApiResult<()> {
     let Some(context) = object.get("securityContext").and_then(Value::as_object) else {
         return Ok(());
     };
-    let path = "spec.containers[0].securityContext.";
+    let path = &format!("{field}.securityContext.");
     check_fields(
         path,
         context,
@@ -519,13 +755,129 @@ mod tests {
     #[test]
     fn refuses_fields_it_does_not_model() {
         let mut pod = enclave_pod();
-        pod["spec"]["volumes"] = json!([]);
-        let e = plan(&pod, "sandboxes").unwrap_err();
-        assert_eq!(e.code().as_u16(), 400);
-        assert!(e.to_status()["message"]
-            .as_str()
-            .unwrap()
-            .contains("spec.volumes"));
+        pod["spec"]["hostNetwork"] = json!(true);
+        assert_refused(&pod, 400, "spec.hostNetwork");
+    }
+
+    /// The enclave Pod with the agent put in by an init container through an `emptyDir`.
+    fn agent_pod() -> Value {
+        let mut pod = enclave_pod();
+        pod["spec"]["volumes"] =
+            json!([{"name": "enclave-agent", "emptyDir": {"sizeLimit": "64Mi"}}]);
+        pod["spec"]["initContainers"] = json!([{
+            "name": "enclave-agent", "image": "agent:1",
+            "command": ["/enclave-agent", "install", "/.enclave-agent/enclave-agent"],
+            "volumeMounts": [{"name": "enclave-agent", "mountPath": "/.enclave-agent"}],
+            "resources": {"requests": {"cpu": "100m", "memory": "32Mi"},
+                          "limits": {"cpu": "100m", "memory": "32Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": false, "privileged": false,
+                                "capabilities": {"drop": ["ALL"]}},
+        }]);
+        pod["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "enclave-agent", "mountPath": "/tmp/.enclave", "readOnly": true}]);
+        pod
+    }
+
+    fn push(list: &mut Value, item: Value) {
+        list.as_array_mut().expect("a list").push(item);
+    }
+
+    /// The create is refused with `code`, and the message names `field`.
+    fn assert_refused(pod: &Value, code: u16, field: &str) {
+        let e = plan(pod, "sandboxes").unwrap_err();
+        let status = e.to_status();
+        assert_eq!(e.code().as_u16(), code, "{status}");
+        let message = status["message"].as_str().unwrap();
+        assert!(message.contains(field), "{message}");
+    }
+
+    #[test]
+    fn models_the_agent_init_container_and_its_volume() {
+        let plan = plan(&agent_pod(), "sandboxes").unwrap();
+        assert_eq!(plan.volumes, ["enclave-agent"]);
+        let [init] = plan.init_containers.as_slice() else {
+            panic!("one init container: {plan:?}");
+        };
+        assert_eq!(init.name, "enclave-agent");
+        assert_eq!(init.memory_bytes, Some(32 * 1024 * 1024));
+        assert_eq!(init.nano_cpus, Some(100_000_000));
+        assert!(init.no_new_privileges && init.cap_drop == ["ALL"]);
+        assert_eq!(init.mounts[0].path, "/.enclave-agent");
+        assert!(!init.mounts[0].read_only);
+        let main = &plan.container.mounts[0];
+        assert_eq!(
+            (main.volume.as_str(), main.path.as_str()),
+            ("enclave-agent", "/tmp/.enclave")
+        );
+        assert!(main.read_only);
+    }
+
+    #[test]
+    fn refuses_bad_volumes_and_mounts_as_the_real_server_does() {
+        let mut pod = agent_pod();
+        pod["spec"]["volumes"][0] = json!({"name": "enclave-agent", "hostPath": {"path": "/"}});
+        assert_refused(&pod, 400, "spec.volumes[0].hostPath");
+
+        let mut pod = agent_pod();
+        pod["spec"]["volumes"][0]["emptyDir"]["medium"] = json!("Memory");
+        assert_refused(&pod, 400, "spec.volumes[0].emptyDir.medium");
+
+        let mut pod = agent_pod();
+        pod["spec"]["volumes"][0]["name"] = json!("Agent");
+        assert_refused(&pod, 422, "spec.volumes[0].name");
+
+        let mut pod = agent_pod();
+        push(
+            &mut pod["spec"]["volumes"],
+            json!({"name": "enclave-agent", "emptyDir": {}}),
+        );
+        assert_refused(&pod, 422, "spec.volumes[1].name: Duplicate value");
+
+        let mut pod = agent_pod();
+        pod["spec"]["volumes"][0] = json!({"name": "enclave-agent"});
+        assert_refused(&pod, 422, "must specify a volume type");
+
+        let mut pod = agent_pod();
+        pod["spec"]["containers"][0]["volumeMounts"][0]["name"] = json!("other");
+        assert_refused(
+            &pod,
+            422,
+            "spec.containers[0].volumeMounts[0].name: Not found",
+        );
+
+        let mut pod = agent_pod();
+        let mounts = &mut pod["spec"]["initContainers"][0]["volumeMounts"];
+        let again = mounts[0].clone();
+        push(mounts, again);
+        assert_refused(
+            &pod,
+            422,
+            "spec.initContainers[0].volumeMounts[1].mountPath",
+        );
+
+        let mut pod = agent_pod();
+        pod["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = json!("relative");
+        assert_refused(&pod, 422, "volumeMounts[0].mountPath");
+
+        let mut pod = agent_pod();
+        pod["spec"]["containers"][0]["volumeMounts"][0]["subPath"] = json!("x");
+        assert_refused(&pod, 400, "spec.containers[0].volumeMounts[0].subPath");
+    }
+
+    #[test]
+    fn init_container_names_are_checked_like_any_container_name() {
+        let mut pod = agent_pod();
+        pod["spec"]["initContainers"][0]["name"] = json!("sandbox");
+        assert_refused(&pod, 422, "spec.initContainers[0].name: Duplicate value");
+
+        let mut pod = agent_pod();
+        let init = pod["spec"]["initContainers"][0].clone();
+        push(&mut pod["spec"]["initContainers"], init);
+        assert_refused(&pod, 422, "spec.initContainers[1].name: Duplicate value");
+
+        let mut pod = agent_pod();
+        pod["spec"]["initContainers"][0]["restartPolicy"] = json!("Always");
+        assert_refused(&pod, 400, "spec.initContainers[0].restartPolicy");
     }
 
     #[test]

@@ -54,6 +54,18 @@ impl ApiError {
 
     /// 422: the object failed validation; `field` and `problem` as the real server words them.
     pub(crate) fn invalid(kind: &str, name: &str, field: &str, problem: &str) -> Self {
+        Self::invalid_because("FieldValueInvalid", kind, name, field, problem)
+    }
+
+    /// 422 with the cause's own reason (`FieldValueNotFound`, `FieldValueDuplicate`,
+    /// `FieldValueRequired`), as the real server sets it for those problems.
+    pub(crate) fn invalid_because(
+        cause_reason: &str,
+        kind: &str,
+        name: &str,
+        field: &str,
+        problem: &str,
+    ) -> Self {
         let cause = format!("{field}: {problem}");
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -63,7 +75,7 @@ impl ApiError {
         .with_details(json!({
             "name": name,
             "kind": kind,
-            "causes": [{"reason": "FieldValueInvalid", "message": problem, "field": field}],
+            "causes": [{"reason": cause_reason, "message": problem, "field": field}],
         }))
     }
 

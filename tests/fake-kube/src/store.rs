@@ -19,6 +19,10 @@ pub(crate) struct PodEvent {
 pub(crate) struct PodRecord {
     pub(crate) object: Value,
     pub(crate) container: Option<String>,
+    /// The init container running now, if any.
+    pub(crate) init_container: Option<String>,
+    /// The Docker volumes made for the pod's `emptyDir`s, removed with it.
+    pub(crate) volumes: Vec<String>,
     pub(crate) lifecycle: Option<tokio::task::AbortHandle>,
 }
 

@@ -63,10 +63,16 @@ fn row(pod: &Value, with_object: bool) -> Value {
     })
 }
 
-/// The STATUS column as kubectl shows it: a waiting or terminated reason wins over the phase.
+/// The STATUS column as the real server's printer makes it: the phase (or `status.reason`),
+/// then the first init container not completed (`Init:0/1`, `Init:Error`,
+/// `Init:ImagePullBackOff`), else the container's waiting or terminated reason; `Terminating`
+/// over all of it.
 fn display_status(pod: &Value) -> String {
     if pod["metadata"]["deletionTimestamp"].is_string() {
         return "Terminating".into();
+    }
+    if let Some(reason) = init_status(pod) {
+        return reason;
     }
     if let Some(reason) = pod["status"]["reason"].as_str() {
         return reason.into();
@@ -79,6 +85,32 @@ fn display_status(pod: &Value) -> String {
         return reason.into();
     }
     pod["status"]["phase"].as_str().unwrap_or("Unknown").into()
+}
+
+/// What the printer shows for the first init container that has not completed, if any.
+fn init_status(pod: &Value) -> Option<String> {
+    let statuses = pod["status"]["initContainerStatuses"].as_array()?;
+    let total = pod["spec"]["initContainers"].as_array().map_or(0, Vec::len);
+    for (i, status) in statuses.iter().enumerate() {
+        let state = &status["state"];
+        let terminated = &state["terminated"];
+        if terminated.is_object() {
+            if terminated["exitCode"] == 0 {
+                continue;
+            }
+            return Some(match terminated["reason"].as_str() {
+                Some(reason) if !reason.is_empty() => format!("Init:{reason}"),
+                _ => format!("Init:ExitCode:{}", terminated["exitCode"]),
+            });
+        }
+        return Some(match state["waiting"]["reason"].as_str() {
+            Some(reason) if !reason.is_empty() && reason != "PodInitializing" => {
+                format!("Init:{reason}")
+            }
+            _ => format!("Init:{i}/{total}"),
+        });
+    }
+    None
 }
 
 /// A short age as kubectl prints it: `5s`, `3m`, `2h`, `4d`.

@@ -379,16 +379,17 @@ async fn errors_and_transitions() {
         )
         .await;
     assert_eq!(code(bad.expect_err("422")).0, 422);
-    let mut with_volumes = serde_json::to_value(pod_json("v", json!({}), &["true"])).expect("json");
-    with_volumes["spec"]["volumes"] = json!([]);
-    let with_volumes: Pod = serde_json::from_value(with_volumes).expect("a pod");
+    // Volumes are modelled now (emptyDir); the host's network is a field the fake refuses.
+    let mut on_host = serde_json::to_value(pod_json("v", json!({}), &["true"])).expect("json");
+    on_host["spec"]["hostNetwork"] = json!(true);
+    let on_host: Pod = serde_json::from_value(on_host).expect("a pod");
     let (status, reason, message) = code(
-        pods.create(&PostParams::default(), &with_volumes)
+        pods.create(&PostParams::default(), &on_host)
             .await
             .expect_err("400"),
     );
     assert_eq!((status, reason.as_str()), (400, "BadRequest"));
-    assert!(message.contains("spec.volumes"), "{message}");
+    assert!(message.contains("spec.hostNetwork"), "{message}");
 
     pods.create(
         &PostParams::default(),
