@@ -100,28 +100,6 @@ pub(crate) fn parse_report(text: &str) -> KillReport {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reports() {
-        assert_eq!(
-            parse_report("killed 3 left 0\n"),
-            KillReport::Verified { killed: 3 }
-        );
-        assert_eq!(
-            parse_report("killed 40 left 12\n"),
-            KillReport::Survivors {
-                killed: 40,
-                left: 12
-            }
-        );
-        assert_eq!(parse_report(""), KillReport::Unverified);
-        assert_eq!(parse_report("sh: fork failed"), KillReport::Unverified);
-    }
-}
-
 /// A command's output as a backend reads it.
 pub(crate) trait Output {
     type Chunk;
@@ -172,4 +150,26 @@ pub(crate) async fn kill_and_collect<O: Output>(
         }
     }
     (report.unwrap_or(KillReport::Unverified), rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports() {
+        assert_eq!(
+            parse_report("killed 3 left 0\n"),
+            KillReport::Verified { killed: 3 }
+        );
+        assert_eq!(
+            parse_report("killed 40 left 12\n"),
+            KillReport::Survivors {
+                killed: 40,
+                left: 12
+            }
+        );
+        assert_eq!(parse_report(""), KillReport::Unverified);
+        assert_eq!(parse_report("sh: fork failed"), KillReport::Unverified);
+    }
 }

@@ -370,8 +370,8 @@ impl<'a> kill_tree::Output
 {
     type Chunk = LogOutput;
 
-    fn next_chunk(&mut self) -> impl std::future::Future<Output = Option<LogOutput>> + Send + '_ {
-        async { self.next().await.and_then(Result::ok) }
+    async fn next_chunk(&mut self) -> Option<LogOutput> {
+        self.next().await.and_then(Result::ok)
     }
 
     fn size(chunk: &LogOutput) -> usize {

@@ -539,8 +539,8 @@ async fn kill_and_collect(
 impl kill_tree::Output for Output {
     type Chunk = (Stream, Bytes);
 
-    fn next_chunk(&mut self) -> impl Future<Output = Option<Self::Chunk>> + Send + '_ {
-        async { self.next().await.and_then(Result::ok) }
+    async fn next_chunk(&mut self) -> Option<Self::Chunk> {
+        self.next().await.and_then(Result::ok)
     }
 
     fn size(chunk: &Self::Chunk) -> usize {

@@ -472,7 +472,8 @@ mod end_to_end {
             panic!("Pod {name} did not start");
         }
 
-        async fn fault(&self, name: &str) {
+        /// Sets the fake's next fault; `None` clears one that stays (`Forbidden`, as RBAC).
+        async fn set_fault(&self, name: Option<&str>) {
             let url = format!("{}/_fake/fault", self.url.trim_end_matches('/'));
             let answer = reqwest::Client::new()
                 .put(url)
@@ -480,7 +481,11 @@ mod end_to_end {
                 .send()
                 .await
                 .unwrap();
-            assert!(answer.status().is_success(), "setting {name}: {answer:?}");
+            assert!(answer.status().is_success(), "setting {name:?}: {answer:?}");
+        }
+
+        async fn fault(&self, name: &str) {
+            self.set_fault(Some(name)).await;
         }
     }
 
@@ -689,8 +694,12 @@ mod end_to_end {
             matches!(crate::error::find(&err), Some(Error::Refused { .. })),
             "{err:#}"
         );
+        // A refusal stays, as RBAC's does, until it is lifted.
+        let err = sandbox.exec(sh("exit 0"), &mut Capture::new(64)).await;
+        assert!(err.is_err(), "still forbidden");
+        cluster.set_fault(None).await;
 
-        // The faults were each taken once: the next exec is whole again.
+        // The other faults were each taken once: the next exec is whole again.
         let (outcome, stdout, _) = run(&sandbox, sh(script)).await;
         assert_eq!(outcome.end, ExecEnd::Exited(Some(5)));
         assert_eq!(stdout, "hello\n");
