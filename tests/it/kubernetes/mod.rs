@@ -194,6 +194,20 @@ fn import_agent_image() -> String {
         .unwrap();
     import.stdin.take().unwrap().write_all(&tar).unwrap();
     assert!(import.wait().unwrap().success(), "docker import of {name}");
+    // Earlier builds' agent images are of no more use.
+    let old = std::process::Command::new("docker")
+        .args(["images", "-q", "--filter", "reference=enclave-test-agent"])
+        .output()
+        .unwrap();
+    let mine = std::process::Command::new("docker")
+        .args(["images", "-q", &name])
+        .output()
+        .unwrap();
+    for id in String::from_utf8_lossy(&old.stdout).lines() {
+        if !String::from_utf8_lossy(&mine.stdout).contains(id) {
+            let _ = std::process::Command::new("docker").args(["rmi", "-f", id]).output();
+        }
+    }
     name
 }
 
