@@ -119,7 +119,7 @@ _enclave() {
 
     case "${cmd}" in
         enclave)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version create ls ps inspect exec run run-tool tools rm remove stop cp shell server mcp completions help"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version create ls ps inspect exec run run-tool tools rm remove stop cp shell server mcp completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -149,6 +149,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -157,7 +161,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__completions)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version bash elvish fish powershell zsh"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,6 +188,10 @@ _enclave() {
                     return 0
                     ;;
                 --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-image)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -195,7 +203,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__cp)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -225,6 +233,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -233,7 +245,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__create)
-            opts="-e -p -w -q -v -h -V --type --dry-run --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --base-url --volcengine-api-key --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-e -p -w -q -v -h -V --type --dry-run --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --base-url --volcengine-api-key --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -335,6 +347,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -343,7 +359,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__exec)
-            opts="-t -i -e -w -q -v -h -V --timeout --interactive --env --workdir --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-t -i -e -w -q -v -h -V --timeout --interactive --env --workdir --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -394,6 +410,10 @@ _enclave() {
                     return 0
                     ;;
                 --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-image)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -629,7 +649,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__inspect)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -656,6 +676,10 @@ _enclave() {
                     return 0
                     ;;
                 --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-image)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -667,7 +691,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__ls)
-            opts="-a -q -v -h -V --all --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-a -q -v -h -V --all --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -697,6 +721,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -705,7 +733,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__mcp)
-            opts="-q -v -h -V --http --host --port --token-file --allow-origin --allow-host --tools --sandbox --image --allow-dir --call-timeout --idle-expiry --network --label --keep --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-q -v -h -V --http --host --port --token-file --allow-origin --allow-host --tools --sandbox --image --allow-dir --call-timeout --idle-expiry --network --label --keep --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -783,6 +811,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -791,7 +823,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__rm)
-            opts="-q -v -h -V --all --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-q -v -h -V --all --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -821,6 +853,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -829,7 +865,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__run)
-            opts="-e -p -w -t -i -q -v -h -V --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --timeout --interactive --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-e -p -w -t -i -q -v -h -V --image --tool --memory --cpus --env --volume --port --no-network --workdir --runtime --label --pids-limit --privileged --config --timeout --interactive --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -927,6 +963,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -935,7 +975,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__run__subcmd__tool)
-            opts="-t -q -v -h -V --arg --args --timeout --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-t -q -v -h -V --arg --args --timeout --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -981,6 +1021,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -989,7 +1033,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__server)
-            opts="-q -v -h -V --host --port --log-format --shutdown-grace --cleanup-on-exit --api-key --api-key-file --api-keys-file --insecure --cors-origin --max-body --max-archive --state-dir --cleanup-interval --ttl --idle-timeout --pool-size --pool-wait --allow-privileged --allow-mount --allow-named-volumes --allow-network --allow-public-ports --allow-volcengine --max-memory --max-cpus --max-pids --max-sandboxes --json --color --quiet --verbose --server --backend --namespace --context --help --version"
+            opts="-q -v -h -V --host --port --log-format --shutdown-grace --cleanup-on-exit --api-key --api-key-file --api-keys-file --insecure --cors-origin --max-body --max-archive --state-dir --cleanup-interval --ttl --idle-timeout --pool-size --pool-wait --allow-privileged --allow-mount --allow-named-volumes --allow-network --allow-public-ports --allow-volcengine --max-memory --max-cpus --max-pids --max-sandboxes --json --color --quiet --verbose --server --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1107,6 +1151,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1115,7 +1163,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__shell)
-            opts="-t -q -v -h -V --timeout --image-dir --python --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-t -q -v -h -V --timeout --image-dir --python --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1161,6 +1209,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1169,7 +1221,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__stop)
-            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-q -v -h -V --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1199,6 +1251,10 @@ _enclave() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --agent-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1207,7 +1263,7 @@ _enclave() {
             return 0
             ;;
         enclave__subcmd__tools)
-            opts="-q -v -h -V --schema --json --color --quiet --verbose --server --api-key --backend --namespace --context --help --version"
+            opts="-q -v -h -V --schema --json --color --quiet --verbose --server --api-key --backend --namespace --context --agent-image --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1238,6 +1294,10 @@ _enclave() {
                     return 0
                     ;;
                 --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-image)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

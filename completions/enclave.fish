@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_enclave_global_optspecs
-    string join \n json color= q/quiet v/verbose server= api-key= backend= namespace= context= h/help V/version
+    string join \n json color= q/quiet v/verbose server= api-key= backend= namespace= context= agent-image= h/help V/version
 end
 
 function __fish_enclave_needs_command
@@ -33,6 +33,7 @@ complete -c enclave -n "__fish_enclave_needs_command" -l backend -d 'Where new s
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_needs_command" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_needs_command" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_needs_command" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_needs_command" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_needs_command" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_needs_command" -s v -l verbose -d 'Say more about what happens'
@@ -79,6 +80,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand create" -l backend -d 'W
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand create" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l dry-run -d 'With --backend kubernetes: print the manifests a create would send (a JSON List), and create nothing'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l no-network -d 'No network at all'
 complete -c enclave -n "__fish_enclave_using_subcommand create" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
@@ -96,6 +98,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand ls" -l backend -d 'Where
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand ls" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -s a -l all -d 'With `-q`, also list sandboxes your state file does not hold (other users\', other state directories\')'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand ls" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -111,6 +114,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand ps" -l backend -d 'Where
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand ps" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -s a -l all -d 'With `-q`, also list sandboxes your state file does not hold (other users\', other state directories\')'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand ps" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -126,6 +130,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l backend -d '
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand inspect" -s v -l verbose -d 'Say more about what happens'
@@ -143,6 +148,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand exec" -l backend -d 'Whe
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand exec" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -s i -l interactive -d 'Forward stdin even when it is a terminal (it is forwarded whenever it is piped)'
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand exec" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -171,6 +177,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand run" -l backend -d 'Wher
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l no-network -d 'No network at all'
 complete -c enclave -n "__fish_enclave_using_subcommand run" -l privileged -d 'Run privileged (gives the sandbox the host\'s devices; only when you mean it)'
 complete -c enclave -n "__fish_enclave_using_subcommand run" -s i -l interactive -d 'Forward stdin even when it is a terminal (it is forwarded whenever it is piped)'
@@ -191,6 +198,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l backend -d 
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand run-tool" -s v -l verbose -d 'Say more about what happens'
@@ -206,6 +214,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand tools" -l backend -d 'Wh
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand tools" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand tools" -s v -l verbose -d 'Say more about what happens'
@@ -220,6 +229,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand rm" -l backend -d 'Where
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand rm" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l all -d 'Remove every sandbox in your state file (others listed by `ls` are removed by id)'
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand rm" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -235,6 +245,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand remove" -l backend -d 'W
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand remove" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l all -d 'Remove every sandbox in your state file (others listed by `ls` are removed by id)'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand remove" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
@@ -250,6 +261,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand stop" -l backend -d 'Whe
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand stop" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand stop" -s v -l verbose -d 'Say more about what happens'
@@ -264,6 +276,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand cp" -l backend -d 'Where
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand cp" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand cp" -s v -l verbose -d 'Say more about what happens'
@@ -281,6 +294,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand shell" -l backend -d 'Wh
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand shell" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand shell" -s v -l verbose -d 'Say more about what happens'
@@ -318,6 +332,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand server" -l backend -d 'W
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand server" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l cleanup-on-exit -d 'Remove every sandbox on exit (ms-enclave\'s behaviour); by default they stay for the next run'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l insecure -d 'Allow listening on a non-loopback address without any key'
 complete -c enclave -n "__fish_enclave_using_subcommand server" -l allow-privileged -d 'Allow `privileged: true`'
@@ -349,6 +364,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l backend -d 'Wher
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l http -d 'Serve streamable HTTP at /mcp instead of stdio'
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l network -d 'Let new sandboxes reach the network unless sandbox_create says otherwise'
 complete -c enclave -n "__fish_enclave_using_subcommand mcp" -l keep -d 'Leave sandbox_create\'s sandboxes at exit (their idle expiry still applies)'
@@ -366,6 +382,7 @@ complete -c enclave -n "__fish_enclave_using_subcommand completions" -l backend 
 kubernetes\t''"
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l namespace -d 'kubernetes: the namespace of new Pods and of `ls` [default: the context\'s]' -r
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l context -d 'kubernetes: the kubeconfig context [default: the current one]' -r
+complete -c enclave -n "__fish_enclave_using_subcommand completions" -l agent-image -d 'kubernetes: put the agent into new Pods from this image by an init container, instead of copying it in over exec (see docs/kubernetes.md)' -r
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -l json -d 'Print results as JSON on stdout (errors too)'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s q -l quiet -d 'Print only ids or data; no notes on stderr'
 complete -c enclave -n "__fish_enclave_using_subcommand completions" -s v -l verbose -d 'Say more about what happens'
