@@ -17,7 +17,10 @@ pub(crate) fn run(args: &[OsString]) -> i32 {
     match install(Path::new(dest)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("enclave-agent: installing to {}: {e}", Path::new(dest).display());
+            eprintln!(
+                "enclave-agent: installing to {}: {e}",
+                Path::new(dest).display()
+            );
             EXIT_FAILURE
         }
     }

@@ -422,7 +422,10 @@ mod tests {
         let mount = &spec["containers"][0]["volumeMounts"][0];
         assert_eq!(mount["name"], spec["volumes"][0]["name"]);
         assert_eq!(mount["mountPath"], AGENT_DIR);
-        assert_eq!(mount["readOnly"], true, "the sandbox cannot replace its agent");
+        assert_eq!(
+            mount["readOnly"], true,
+            "the sandbox cannot replace its agent"
+        );
     }
 
     #[test]

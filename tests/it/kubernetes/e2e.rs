@@ -348,7 +348,11 @@ fn the_agent_comes_from_an_agent_image_by_an_init_container(k: &Cluster) {
         .output()
         .unwrap();
     assert_eq!(stdout(&out), "via the agent\n", "{}", stderr(&out));
-    assert!(stderr(&out).contains("through its agent"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("through its agent"),
+        "{}",
+        stderr(&out)
+    );
     // The sandbox cannot replace its agent: the volume is mounted read-only.
     let out = k
         .cmd()
@@ -358,11 +362,22 @@ fn the_agent_comes_from_an_agent_image_by_an_init_container(k: &Cluster) {
     assert!(!out.status.success(), "the agent's volume is writable");
     let out = k
         .cmd()
-        .args(["run-tool", &id, "python_executor", "--arg", "code=print(2 ** 10)", "--json"])
+        .args([
+            "run-tool",
+            &id,
+            "python_executor",
+            "--arg",
+            "code=print(2 ** 10)",
+            "--json",
+        ])
         .output()
         .unwrap();
     let result: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(result["output"].as_str().unwrap().trim(), "1024", "{result}");
+    assert_eq!(
+        result["output"].as_str().unwrap().trim(),
+        "1024",
+        "{result}"
+    );
 }
 on_fake_and_real!(the_agent_comes_from_an_agent_image_by_an_init_container);
 

@@ -160,7 +160,10 @@ fn import_agent_image() -> String {
     use std::io::Write;
     // target/<profile>/enclave → target/agent/<triple>/agent/enclave-agent (build.rs).
     let enclave = assert_cmd::cargo::cargo_bin("enclave");
-    let target = enclave.parent().and_then(|p| p.parent()).expect("target dir");
+    let target = enclave
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir");
     let binary = std::fs::read_dir(target.join("agent"))
         .expect("target/agent: the agent's build (build.rs)")
         .filter_map(|e| e.ok())
@@ -205,7 +208,9 @@ fn import_agent_image() -> String {
         .unwrap();
     for id in String::from_utf8_lossy(&old.stdout).lines() {
         if !String::from_utf8_lossy(&mine.stdout).contains(id) {
-            let _ = std::process::Command::new("docker").args(["rmi", "-f", id]).output();
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", id])
+                .output();
         }
     }
     name
