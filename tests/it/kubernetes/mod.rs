@@ -148,10 +148,10 @@ impl Drop for Cluster {
 /// build carries (`/enclave-agent`), made with `docker import` once per build of the agent; on a
 /// real cluster `ENCLAVE_K8S_AGENT_IMAGE` (a registry the cluster pulls from), or `None`.
 pub(crate) fn agent_image(k: &Cluster) -> Option<String> {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     if !k.is_fake() {
         return std::env::var("ENCLAVE_K8S_AGENT_IMAGE").ok();
     }
-    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     Some(IMAGE.get_or_init(import_agent_image).clone())
 }
 
@@ -166,7 +166,7 @@ fn import_agent_image() -> String {
         .expect("target dir");
     let binary = std::fs::read_dir(target.join("agent"))
         .expect("target/agent: the agent's build (build.rs)")
-        .filter_map(|e| e.ok())
+        .filter_map(Result::ok)
         .map(|e| e.path().join("agent/enclave-agent"))
         .find(|p| p.is_file())
         .expect("the agent binary under target/agent/<triple>/agent/");
