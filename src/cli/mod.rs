@@ -245,6 +245,7 @@ impl Ctx {
             .until_signal(KubeManager::connect(context, namespace, state))
             .await?
             .with_agent_image(self.agent_image.clone())
+            .with_warnings(Arc::new(move |w| output.warn(w)))
             .with_notes(Arc::new(move |n| {
                 if output.verbose {
                     output.note(n);

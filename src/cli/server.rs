@@ -301,6 +301,7 @@ async fn serving_manager(ctx: &Ctx, state: StateStore, logger: Logger) -> Result
             ))
             .await?
             .with_agent_image(ctx.agent_image.clone())
+            .with_warnings(Arc::new(move |w| logger.note("warning", w)))
             .with_notes(Arc::new(move |n| logger.note("info", n)));
         let version = ctx.until_signal(manager.cluster().version()).await?;
         logger.note(

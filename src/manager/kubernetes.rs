@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::agents::Connections;
+use super::expiry::{self, IdleExpiry};
 use super::local::Warn;
 use super::{records, tool_call, CreateRequest, Health, Manager, ToolCall};
 use crate::backend::agent::AgentSandbox;
@@ -45,7 +46,10 @@ pub struct KubeManager {
     namespace: String,
     state: StateStore,
     owner: String,
+    warn: Warn,
     notes: Warn,
+    /// When this process last recorded each sandbox's use, for idle expiry (`expiry.rs`).
+    expiry: IdleExpiry,
     /// One connection to each Pod's agent (one exec carrying its protocol), reused by every call.
     connections: Connections,
     /// An image holding the agent, which an init container copies it from; `None`: the agent is
@@ -68,10 +72,19 @@ impl KubeManager {
             cluster,
             namespace,
             state,
+            warn: Arc::new(|_| {}),
             notes: Arc::new(|_| {}),
+            expiry: IdleExpiry::default(),
             connections: Connections::default(),
             agent_image: None,
         })
+    }
+
+    /// Sends notes for the user (a sandbox removed for being idle) to `warn`.
+    #[must_use]
+    pub fn with_warnings(mut self, warn: Warn) -> Self {
+        self.warn = warn;
+        self
     }
 
     /// Sends notes for `-v` (or the server's log) to `notes`.
@@ -226,6 +239,9 @@ impl KubeManager {
                 .into())
             }
         }
+        // Every use counts against an idle expiry; a state file that cannot say so must not
+        // stop the command.
+        let _ = self.expiry.record_use(&self.state, sandbox).await;
         let pod = self.cluster.sandbox(namespace, &sandbox.id);
         if let Some(client) = self.connections.get(&sandbox.id) {
             return Ok(Box::new(AgentSandbox::new(client, pod)));
@@ -366,6 +382,9 @@ impl Manager for KubeManager {
             .into());
         }
         request.config.validate().map_err(Error::InvalidConfig)?;
+        if let Ok(records) = self.records() {
+            expiry::sweep(self, records.values(), &self.warn).await;
+        }
         let tools = ToolSet::from_config(&request.config.tools_config, request.sandbox_type)
             .map_err(Error::InvalidConfig)?;
         let id = new_sandbox_id();
@@ -443,8 +462,15 @@ impl Manager for KubeManager {
     }
 
     async fn list(&self) -> Result<Vec<Sandbox>> {
-        let records = self.records()?;
+        let mut records = self.records()?;
+        if expiry::sweep(self, records.values(), &self.warn).await {
+            records = self.records()?;
+        }
         self.join_with_pods(records).await
+    }
+
+    async fn touch(&self, sandbox: &Sandbox) -> Result<()> {
+        self.expiry.record_use(&self.state, sandbox).await
     }
 
     async fn find(&self, id_or_prefix: &str) -> Result<Sandbox> {

@@ -1,11 +1,9 @@
 //! `LocalManager`: sandboxes on the Docker engine this process can reach, recorded in the local
 //! state file.
 
-mod expiry;
 mod notebooks;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -16,6 +14,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::agents::{self, Connections};
+use super::expiry::{self, IdleExpiry};
 use super::{records, tool_call, CreateRequest, Health, Manager, ToolCall};
 use crate::backend::agent::{self as agent_backend, AgentSandbox};
 use crate::backend::docker::{
@@ -50,7 +49,7 @@ pub struct LocalManager {
     /// What `volcengine` sandboxes (no container) are reached through.
     volcengine: Volcengine,
     /// When this process last recorded each sandbox's use (`expiry.rs`).
-    touched: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    expiry: IdleExpiry,
 }
 
 impl LocalManager {
@@ -64,7 +63,7 @@ impl LocalManager {
             connections: Connections::default(),
             notebooks: crate::notebook::Notebooks::default(),
             volcengine: Volcengine::default(),
-            touched: std::sync::Mutex::default(),
+            expiry: IdleExpiry::default(),
         }
     }
 
@@ -170,13 +169,20 @@ impl LocalManager {
         }
     }
 
+    /// Removes this engine's sandboxes among `records` that are past their idle expiry; `true`
+    /// when there were any.
+    async fn sweep_expired(&self, records: &IndexMap<String, SandboxRecord>) -> bool {
+        let here = records.values().filter(|r| r.location == Location::Docker);
+        expiry::sweep(self, here, &self.warn).await
+    }
+
     /// The backend of a sandbox that must exist and be running: its agent when it has one that
     /// answers and proves itself, else `docker exec` (with a note saying why).
     async fn live(&self, sandbox: &Sandbox) -> Result<Box<dyn Backend>> {
         let container = self.running_container(sandbox)?;
         // Every use counts against an idle expiry; a state file that cannot say so must not
         // stop the command.
-        let _ = self.record_use(sandbox).await;
+        let _ = self.expiry.record_use(&self.state, sandbox).await;
         let docker = self.engine.sandbox(container);
         if let Some(client) = self.connections.get(&sandbox.id) {
             return Ok(Box::new(AgentSandbox::new(client, docker)));
@@ -696,7 +702,7 @@ impl Manager for LocalManager {
     }
 
     async fn touch(&self, sandbox: &Sandbox) -> Result<()> {
-        self.record_use(sandbox).await
+        self.expiry.record_use(&self.state, sandbox).await
     }
 
     async fn open_session(

@@ -3,6 +3,7 @@
 //! of `model/`, so an implementation needs nothing of another's.
 
 mod agents;
+mod expiry;
 pub(crate) mod files;
 mod kubernetes;
 mod local;

@@ -5,23 +5,30 @@
 //! most once per `TOUCH_EVERY` for each sandbox, and only for labelled ones: the others never
 //! pay for it.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use indexmap::IndexMap;
 
-use super::LocalManager;
+use super::local::Warn;
 use crate::manager::Manager;
-use crate::model::{Location, Sandbox, LABEL_IDLE_EXPIRY};
-use crate::state::SandboxRecord;
+use crate::model::{Sandbox, LABEL_IDLE_EXPIRY};
+use crate::state::{SandboxRecord, StateStore};
 
 /// How stale `last_used` may get: a sandbox is removed at most this late.
 const TOUCH_EVERY: Duration = Duration::from_secs(30);
 
-impl LocalManager {
-    /// Records that `sandbox` was used just now, when it has an idle expiry.
-    pub(super) async fn record_use(&self, sandbox: &Sandbox) -> Result<()> {
+/// A manager's side of idle expiry: when it last recorded each sandbox's use.
+#[derive(Default)]
+pub(super) struct IdleExpiry {
+    touched: Mutex<HashMap<String, Instant>>,
+}
+
+impl IdleExpiry {
+    /// Records in `state` that `sandbox` was used just now, when it has an idle expiry.
+    pub(super) async fn record_use(&self, state: &StateStore, sandbox: &Sandbox) -> Result<()> {
         if !sandbox.labels.contains_key(LABEL_IDLE_EXPIRY) || !sandbox.tracked {
             return Ok(());
         }
@@ -39,7 +46,7 @@ impl LocalManager {
             touched.insert(sandbox.id.clone(), Instant::now());
         }
         let now = Utc::now();
-        self.state
+        state
             .update(|s| {
                 if let Some(record) = s.sandboxes.get_mut(&sandbox.id) {
                     record.last_used = Some(now);
@@ -47,37 +54,37 @@ impl LocalManager {
             })
             .await
     }
+}
 
-    /// Removes the sandboxes among `records` that are past their idle expiry, saying so;
-    /// `true` when there were any.
-    pub(super) async fn sweep_expired(&self, records: &IndexMap<String, SandboxRecord>) -> bool {
-        let now = Utc::now();
-        let expired: Vec<&SandboxRecord> =
-            records.values().filter(|r| is_expired(r, now)).collect();
-        for record in &expired {
-            let Ok(sandbox) = self.find(&record.id).await else {
-                continue;
-            };
-            if self.remove(&sandbox).await.is_ok() {
-                (self.warn)(&format!(
-                    "removed sandbox `{}`: unused for longer than its idle expiry ({} s)",
-                    record.id,
-                    record
-                        .labels
-                        .get(LABEL_IDLE_EXPIRY)
-                        .map_or("?", String::as_str)
-                ));
-            }
+/// Removes, through `manager`, the sandboxes among `records` (its own) that are past their idle
+/// expiry, saying so through `warn`; `true` when there were any.
+pub(super) async fn sweep<'r>(
+    manager: &dyn Manager,
+    records: impl IntoIterator<Item = &'r SandboxRecord>,
+    warn: &Warn,
+) -> bool {
+    let now = Utc::now();
+    let expired: Vec<&SandboxRecord> = records.into_iter().filter(|r| is_expired(r, now)).collect();
+    for record in &expired {
+        let Ok(sandbox) = manager.find(&record.id).await else {
+            continue;
+        };
+        if manager.remove(&sandbox).await.is_ok() {
+            warn(&format!(
+                "removed sandbox `{}`: unused for longer than its idle expiry ({} s)",
+                record.id,
+                record
+                    .labels
+                    .get(LABEL_IDLE_EXPIRY)
+                    .map_or("?", String::as_str)
+            ));
         }
-        !expired.is_empty()
     }
+    !expired.is_empty()
 }
 
 /// Whether `record` has an idle expiry that has passed at `now`.
-pub(super) fn is_expired(record: &SandboxRecord, now: DateTime<Utc>) -> bool {
-    if record.location != Location::Docker {
-        return false;
-    }
+fn is_expired(record: &SandboxRecord, now: DateTime<Utc>) -> bool {
     let Some(secs) = record
         .labels
         .get(LABEL_IDLE_EXPIRY)
@@ -95,7 +102,7 @@ pub(super) fn is_expired(record: &SandboxRecord, now: DateTime<Utc>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DockerSandboxConfig, SandboxType};
+    use crate::model::{DockerSandboxConfig, Location, SandboxType};
 
     fn record(labels: &[(&str, &str)], age_secs: i64, used_secs_ago: Option<i64>) -> SandboxRecord {
         let now = Utc::now();
@@ -138,10 +145,5 @@ mod tests {
             &record(&[(LABEL_IDLE_EXPIRY, "junk")], 300, None),
             now
         ));
-        let mut remote = record(&[(LABEL_IDLE_EXPIRY, "60")], 300, None);
-        remote.location = Location::Server {
-            url: "http://x".into(),
-        };
-        assert!(!is_expired(&remote, now));
     }
 }
