@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::local::Warn;
+use super::Warn;
 use crate::manager::Manager;
 use crate::model::{Sandbox, LABEL_IDLE_EXPIRY};
 use crate::state::{SandboxRecord, StateStore};

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::Connections;
 use super::expiry::{self, IdleExpiry};
-use super::local::Warn;
+use super::Warn;
 use super::{records, tool_call, CreateRequest, Health, Manager, ToolCall};
 use crate::backend::agent::AgentSandbox;
 use crate::backend::kubernetes::{self as k8s, manifests, Cluster, PodPlan, PodRecord};

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::{self, Connections};
 use super::expiry::{self, IdleExpiry};
-use super::{records, tool_call, CreateRequest, Health, Manager, ToolCall};
+use super::{records, tool_call, CreateRequest, Health, Manager, ToolCall, Warn};
 use crate::backend::agent::{self as agent_backend, AgentSandbox};
 use crate::backend::docker::{
     AgentAccess, AgentChoice, ContainerRecord, ContainerState, CreateSpec, ImageDefaults, Workload,
@@ -31,9 +31,6 @@ use crate::session::{self, Session, SessionOptions};
 use crate::state::{AgentSocket, Corrupt, SandboxRecord, StateStore};
 use crate::tools::ToolSet;
 use crate::volcengine::{self, Volcengine};
-
-/// Where notes for the user go (the CLI prints them on stderr; the server will log them).
-pub(super) type Warn = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub struct LocalManager {
     engine: DockerEngine,

@@ -29,6 +29,9 @@ use crate::model::{
 };
 use crate::session::{Session, SessionOptions};
 
+/// Where notes for the user go (the CLI prints them on stderr; the server logs them).
+pub(crate) type Warn = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A sandbox to create.
 pub struct CreateRequest {
     pub sandbox_type: SandboxType,

@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, SimplexStream,
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::api::{api_error, attach_params, refused, sandbox_id, unavailable};
 use super::exec_status::{exec_end, ExecEnd as StatusEnd};
 use super::manifest::CONTAINER;
 use super::pod::PodSandbox;
@@ -38,9 +39,6 @@ use crate::model::{
     random_hex, ExecEnd, ExecOutcome, ExecSpec, ExitCause, KillReport, OutputSink, Stream,
 };
 
-/// How much kube-rs buffers of each stream between its WebSocket task and our reads (its own
-/// default, 1 KiB, costs a task switch per KiB of output).
-const STREAM_BUFFER: usize = 64 * 1024;
 /// Once the status frame came (or the connection ended without one), how long we wait for
 /// output already on its way: kube-rs closes its pipes only on a clean end.
 const DRAIN_AFTER_STATUS: Duration = Duration::from_secs(1);
@@ -125,63 +123,6 @@ fn check_env_entry(entry: &str) -> Result<()> {
         entry.escape_debug()
     ))
     .into())
-}
-
-/// The sandbox id in a Pod's name (`enclave-<id>`), for our error messages.
-pub(super) fn sandbox_id(pod: &str) -> &str {
-    pod.strip_prefix("enclave-").unwrap_or(pod)
-}
-
-/// Turns a kube error into a domain error where callers branch on it, keeping the API server's
-/// own message.
-pub(super) fn api_error(err: kube::Error, pod: &str) -> anyhow::Error {
-    match err {
-        kube::Error::Api(status) => status_error(&status, pod),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => unavailable(&err).into(),
-        other => anyhow::Error::new(other),
-    }
-}
-
-fn status_error(status: &kube::core::Status, pod: &str) -> anyhow::Error {
-    let message = if status.message.trim().is_empty() {
-        format!("HTTP {} without a message", status.code)
-    } else {
-        status.message.clone()
-    };
-    let id = sandbox_id(pod).to_string();
-    match status.code {
-        404 => anyhow::Error::new(Error::NotFound(id))
-            .context(format!("the Kubernetes API server: {message}")),
-        // `pod ... does not have a host assigned`, `container not found`, a Pod that ended:
-        // the Pod is there but cannot run commands.
-        400 => Error::NotRunning {
-            status: message,
-            hint: Some(format!(
-                "a Pod cannot be restarted: `enclave rm {id}` removes it (`kubectl describe pod \
-                 {pod}` says what happened to it)"
-            )),
-            id,
-        }
-        .into(),
-        _ => refused(message),
-    }
-}
-
-pub(super) fn refused(message: String) -> anyhow::Error {
-    Error::Refused {
-        by: "the Kubernetes API server".into(),
-        message,
-    }
-    .into()
-}
-
-pub(super) fn unavailable(err: &dyn std::fmt::Display) -> Error {
-    Error::Unavailable {
-        kind: "kubernetes_unavailable",
-        what: "the Kubernetes API server".into(),
-        detail: err.to_string(),
-        hint: "check the cluster in your kubeconfig (`kubectl cluster-info`)".into(),
-    }
 }
 
 /// A started exec: its two output pipes and its status, read together.
@@ -297,6 +238,16 @@ fn status_json(status: &Status) -> Vec<u8> {
 }
 
 impl PodSandbox {
+    /// Runs `spec` in the Pod as `Backend::exec` does, its stdin an open-ended stream.
+    pub(super) async fn run_spec(
+        &self,
+        mut spec: ExecSpec,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutcome> {
+        let input = spec.stdin.take().map_or(Input::None, Input::Stream);
+        self.run(spec, input, sink).await
+    }
+
     /// Runs `spec` (its `stdin` replaced by `input`) in the Pod, streaming output to `sink`.
     pub(super) async fn run(
         &self,
@@ -451,19 +402,6 @@ impl PodSandbox {
 fn pod_ended(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     matches!(phase, Some("Succeeded" | "Failed"))
-}
-
-/// The exec's query: the sandbox container, stdout and stderr apart (no TTY), stdin when fed.
-pub(super) fn attach_params(stdin: bool) -> AttachParams {
-    AttachParams::default()
-        .container(CONTAINER)
-        .stdin(stdin)
-        .stdout(true)
-        .stderr(true)
-        .tty(false)
-        .max_stdin_buf_size(STREAM_BUFFER)
-        .max_stdout_buf_size(STREAM_BUFFER)
-        .max_stderr_buf_size(STREAM_BUFFER)
 }
 
 /// Copies `input` into the command's stdin in the background.

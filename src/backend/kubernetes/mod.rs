@@ -5,6 +5,7 @@
 //! how an exec's status frame ends a command.
 
 pub(crate) mod agent;
+mod api;
 mod cluster;
 mod exec;
 mod exec_status;

@@ -9,7 +9,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-use super::exec::{api_error, attach_params, sandbox_id, Input};
+use super::api::{api_error, attach_params, sandbox_id};
 use crate::backend::{Backend, FileStat, NewEntry};
 use crate::error::Error;
 use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, OutputSink};
@@ -123,9 +123,8 @@ impl PodSandbox {
 
 #[async_trait]
 impl Backend for PodSandbox {
-    async fn exec(&self, mut spec: ExecSpec, sink: &mut dyn OutputSink) -> Result<ExecOutcome> {
-        let input = spec.stdin.take().map_or(Input::None, Input::Stream);
-        self.run(spec, input, sink).await
+    async fn exec(&self, spec: ExecSpec, sink: &mut dyn OutputSink) -> Result<ExecOutcome> {
+        self.run_spec(spec, sink).await
     }
 
     async fn stat(&self, path: &str) -> Result<Option<FileStat>> {
