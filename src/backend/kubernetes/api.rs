@@ -9,7 +9,7 @@ use crate::error::Error;
 
 /// How much kube-rs buffers of each stream between its WebSocket task and our reads (its own
 /// default, 1 KiB, costs a task switch per KiB of output).
-const STREAM_BUFFER: usize = 64 * 1024;
+pub(super) const STREAM_BUFFER: usize = 64 * 1024;
 
 /// The exec's query: the sandbox container, stdout and stderr apart (no TTY), stdin when fed.
 pub(super) fn attach_params(stdin: bool) -> AttachParams {

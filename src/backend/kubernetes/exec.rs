@@ -22,14 +22,13 @@ use anyhow::{bail, Result};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use kube::api::{AttachParams, AttachedProcess};
+use kube::api::AttachedProcess;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, SimplexStream, WriteHalf};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{api_error, attach_params, refused, sandbox_id, unavailable};
+use super::api::{api_error, attach_params, refused, STREAM_BUFFER};
 use super::exec_status::{exec_end, ExecEnd as StatusEnd};
-use super::manifest::CONTAINER;
 use super::pod::PodSandbox;
 use crate::backend::kill_tree::{
     self, kill_tree_argv, parse_report, DRAIN_AFTER_KILL, KILL_BUDGET, TOKEN_VAR,

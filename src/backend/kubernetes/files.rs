@@ -11,7 +11,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::exec::{sandbox_id, Input, HELPER_TIMEOUT};
+use super::api::sandbox_id;
+use super::exec::{Input, HELPER_TIMEOUT};
 use super::pod::PodSandbox;
 use crate::backend::docker::tar_of;
 use crate::backend::{FileKind, FileStat, NewEntry};
