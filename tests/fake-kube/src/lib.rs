@@ -1,5 +1,7 @@
 //! A **fake** Kubernetes API server, for tests only: it runs Pods as containers on the local
-//! Docker engine and serves plain HTTP on `127.0.0.1` (no TLS, no authentication).
+//! Docker engine and serves plain HTTP on `127.0.0.1` (no TLS, no authentication), or, with
+//! [`FakeKube::start_with`], HTTPS with a CA of its own and a bearer token it requires
+//! ([`Options`]): what a Pod's service account gives a client in a cluster.
 //!
 //! It is strict on purpose: it models a small part of the API the way the real API server answers
 //! it (`metav1.Status` error bodies, `resourceVersion`, `metadata.uid`, `creationTimestamp`, watch
@@ -107,6 +109,7 @@ mod selectors;
 mod status;
 mod store;
 mod table;
+mod tls;
 mod watch;
 
 use std::net::SocketAddr;
@@ -165,6 +168,18 @@ impl Fault {
     }
 }
 
+/// How [`FakeKube::start_with`] serves. The default is [`FakeKube::start`]'s: plain HTTP, no
+/// authentication.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// HTTPS with a certificate for `127.0.0.1` and `localhost`, signed by a CA made at start
+    /// ([`FakeKube::ca_pem`]).
+    pub tls: bool,
+    /// Every request must carry `Authorization: Bearer <token>`; any other gets the real
+    /// server's 401 `Unauthorized` Status.
+    pub token: Option<String>,
+}
+
 /// What the request handlers share.
 pub(crate) struct Shared {
     pub(crate) instance: String,
@@ -179,6 +194,8 @@ pub(crate) struct Shared {
     pub(crate) creates_in_flight: AtomicUsize,
     /// Tells long requests (watches) that the fake stops.
     pub(crate) stopped: tokio::sync::watch::Sender<bool>,
+    /// The bearer token every request must carry, if any.
+    token: Option<String>,
 }
 
 impl Shared {
@@ -231,6 +248,8 @@ impl Shared {
 pub struct FakeKube {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// The CA's certificate (PEM) in the TLS mode.
+    ca_pem: Option<String>,
     kubeconfig: PathBuf,
     _kubeconfig_dir: tempfile::TempDir,
     server: tokio::task::AbortHandle,
@@ -239,8 +258,14 @@ pub struct FakeKube {
 }
 
 impl FakeKube {
-    /// Starts the fake on `127.0.0.1:0` in the current tokio runtime.
+    /// Starts the fake on `127.0.0.1:0` in the current tokio runtime: plain HTTP, no
+    /// authentication.
     pub async fn start() -> Result<Self> {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts the fake on `127.0.0.1:0` in the current tokio runtime, serving as `options` say.
+    pub async fn start_with(options: Options) -> Result<Self> {
         let docker = docker::connect().await?;
         let shared = Arc::new(Shared {
             instance: random_instance(),
@@ -250,24 +275,36 @@ impl FakeKube {
             closing: AtomicBool::new(false),
             creates_in_flight: AtomicUsize::new(0),
             stopped: tokio::sync::watch::channel(false).0,
+            token: options.token.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding 127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let app = router(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("fake-kube: the server stopped: {e}");
-            }
-        })
+        let certificates = if options.tls {
+            Some(tls::Certificates::generate()?)
+        } else {
+            None
+        };
+        let ca_pem = certificates.as_ref().map(|c| c.ca_pem.clone());
+        let server = match certificates {
+            Some(certificates) => tokio::spawn(tls::serve(listener, certificates, app)),
+            None => tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    eprintln!("fake-kube: the server stopped: {e}");
+                }
+            }),
+        }
         .abort_handle();
         let dir = tempfile::Builder::new().prefix("fake-kube-").tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_text(addr)).context("writing the kubeconfig")?;
+        let text = kubeconfig_text(addr, ca_pem.as_deref(), options.token.as_deref());
+        std::fs::write(&kubeconfig, text).context("writing the kubeconfig")?;
         Ok(Self {
             shared,
             addr,
+            ca_pem,
             kubeconfig,
             _kubeconfig_dir: dir,
             server,
@@ -277,23 +314,45 @@ impl FakeKube {
 
     /// Starts the fake on a runtime of its own, for synchronous tests.
     pub fn start_blocking() -> Result<Self> {
+        Self::start_blocking_with(Options::default())
+    }
+
+    /// [`FakeKube::start_with`] on a runtime of its own, for synchronous tests.
+    pub fn start_blocking_with(options: Options) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .thread_name("fake-kube")
             .build()
             .context("starting the fake's runtime")?;
-        let mut fake = runtime.block_on(Self::start())?;
+        let mut fake = runtime.block_on(Self::start_with(options))?;
         fake.runtime = Some(runtime);
         Ok(fake)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` in the TLS mode.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// A kubeconfig file pointing at the fake: context `fake`, namespace `default`, no credentials.
+    /// The port the fake listens on (on `127.0.0.1`), e.g. for `KUBERNETES_SERVICE_PORT`.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The CA certificate (PEM) that signed the fake's server certificate; `None` unless it
+    /// serves TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A kubeconfig file pointing at the fake: context `fake`, namespace `default`; in the TLS
+    /// mode with the CA as `certificate-authority-data`, and with the token if one is required.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
@@ -399,14 +458,27 @@ fn random_instance() -> String {
         .collect()
 }
 
-fn kubeconfig_text(addr: SocketAddr) -> String {
+fn kubeconfig_text(addr: SocketAddr, ca_pem: Option<&str>, token: Option<&str>) -> String {
+    use base64::Engine;
+    let cluster = match ca_pem {
+        Some(pem) => format!(
+            "    server: https://{addr}\n    certificate-authority-data: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
+        None => format!("    server: http://{addr}\n"),
+    };
+    // JSON strings are YAML strings: whatever the token holds, it stays one scalar.
+    let user = match token {
+        Some(token) => format!("\n    token: {}", Value::from(token)),
+        None => " {}".to_string(),
+    };
     format!(
         "apiVersion: v1\n\
          kind: Config\n\
          clusters:\n\
-         - name: fake\n  cluster:\n    server: http://{addr}\n\
+         - name: fake\n  cluster:\n{cluster}\
          users:\n\
-         - name: fake\n  user: {{}}\n\
+         - name: fake\n  user:{user}\n\
          contexts:\n\
          - name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\n\
          current-context: fake\n"
@@ -427,8 +499,34 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/_fake/fault", put(set_fault_endpoint))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(shared)
+}
+
+/// With a token set, the real server's answer to a request that does not carry it: 401 and an
+/// `Unauthorized` Status, before anything else looks at the request.
+async fn require_token(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = &shared.token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if presented == Some(token.as_str()) {
+        next.run(request).await
+    } else {
+        status::ApiError::unauthorized().into_response()
+    }
 }
 
 /// PATCH, PUT and the other verbs the fake does not model on a path it serves: the real server's
