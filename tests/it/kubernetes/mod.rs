@@ -8,6 +8,7 @@
 mod dry_run;
 mod e2e;
 mod faults;
+mod in_cluster;
 mod mcp;
 mod server;
 
