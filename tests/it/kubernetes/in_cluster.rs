@@ -22,9 +22,11 @@ const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount
 const NAMESPACE: &str = "enclave-in-cluster";
 const TOKEN: &str = "in-cluster-token-0f3c";
 
-/// Makes the service-account dir visible at its path, then runs the rest of the arguments.
-const MOUNT_THEN_EXEC: &str =
-    "mkdir -p \"$1\" && mount --bind \"$0\" \"$1\" && shift && exec \"$@\"";
+/// Makes the service-account dir visible at its path, then runs the rest of the arguments. The
+/// path is made on a tmpfs over /var/run that only this mount namespace sees, so the host's
+/// /var/run is never written (a kubernetes-backend enclave needs nothing there).
+const MOUNT_THEN_EXEC: &str = "mount -t tmpfs -o size=1m enclave-test /var/run && mkdir -p \"$1\" \
+     && mount --bind \"$0\" \"$1\" && shift && exec \"$@\"";
 
 /// The fake in its TLS mode requiring [`TOKEN`], and a service-account dir for it.
 struct InCluster {
