@@ -19,6 +19,11 @@ use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, OutputSink};
 
 pub use docker::DockerEngine;
 
+/// When a command's timeout expires; one too far away to represent is no timeout at all.
+pub(crate) fn deadline_after(timeout: Option<std::time::Duration>) -> Option<tokio::time::Instant> {
+    timeout.and_then(|t| tokio::time::Instant::now().checked_add(t))
+}
+
 /// What a path in a sandbox is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {

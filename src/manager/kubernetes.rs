@@ -516,12 +516,11 @@ impl Manager for KubeManager {
     }
 
     async fn stop(&self, sandbox: &Sandbox) -> Result<()> {
-        Err(Error::Usage(format!(
-            "sandbox `{}` is a Pod, and a Pod cannot be stopped and started again: \
-             `enclave rm {}` removes it",
-            sandbox.id, sandbox.id
-        ))
-        .into())
+        // A Pod cannot be stopped and started again; the Pod backend says so and what to do.
+        self.cluster
+            .sandbox(self.namespace_for(sandbox), &sandbox.id)
+            .stop()
+            .await
     }
 
     async fn put_archive(&self, sandbox: &Sandbox, dir: &str, tar: Bytes) -> Result<()> {

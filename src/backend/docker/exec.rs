@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::stdin::StdinPump;
 use super::{engine_error, status_code, DockerEngine};
+use crate::backend::deadline_after;
 use crate::backend::kill_tree::{self, DRAIN_AFTER_KILL, TOKEN_VAR};
 use crate::error::Error;
 use crate::model::{
@@ -313,11 +314,6 @@ impl DockerEngine {
 
 fn unix_time(t: chrono::DateTime<Utc>) -> String {
     format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
-}
-
-/// When a timeout expires; one too far away to represent is no timeout at all.
-pub(super) fn deadline_after(timeout: Option<Duration>) -> Option<tokio::time::Instant> {
-    timeout.and_then(|t| tokio::time::Instant::now().checked_add(t))
 }
 
 /// Copies output to the sink until the stream ends (`None`), the deadline passes, the token is

@@ -10,9 +10,10 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::exec::{deadline_after, deliver, kill_and_collect, pump_output};
+use super::exec::{deliver, kill_and_collect, pump_output};
 use super::stdin::StdinPump;
 use super::{engine_error, CreateSpec, DockerEngine, ImageDefaults};
+use crate::backend::deadline_after;
 use crate::model::{ExecEnd, ExecOutcome, ExecSpec, KillReport, OutputSink, Stream};
 
 impl DockerEngine {

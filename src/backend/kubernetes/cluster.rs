@@ -10,14 +10,15 @@ use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::manifest::{network_policy_name, pod_name};
+use super::manifest::pod_name;
 use super::pod::PodSandbox;
 use super::status::{self, Readiness};
+use crate::backend::Backend;
 use crate::error::Error;
 use crate::model::{DockerSandboxConfig, SandboxStatus, SandboxType};
 
@@ -274,26 +275,10 @@ impl Cluster {
     }
 
     /// Deletes the sandbox's Pod at once (no grace period, as `docker rm -f`) and its
-    /// NetworkPolicy; `false` when the Pod was already gone.
+    /// NetworkPolicy; `false` when the Pod was already gone. The same removal as the Pod's own
+    /// `Backend::remove`.
     pub(crate) async fn delete(&self, namespace: &str, sandbox_id: &str) -> Result<bool> {
-        let now = DeleteParams::default().grace_period(0);
-        let pod = Api::<Pod>::namespaced(self.client.clone(), namespace)
-            .delete(&pod_name(sandbox_id), &now)
-            .await;
-        let existed = match pod {
-            Ok(_) => true,
-            Err(kube::Error::Api(s)) if s.code == 404 => false,
-            Err(e) => return Err(self.api_error(e, "deleting the sandbox's Pod")),
-        };
-        let policy = Api::<NetworkPolicy>::namespaced(self.client.clone(), namespace)
-            .delete(&network_policy_name(sandbox_id), &now)
-            .await;
-        match policy {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(self.api_error(e, "deleting the sandbox's NetworkPolicy")),
-        }
-        Ok(existed)
+        self.sandbox(namespace, sandbox_id).remove().await
     }
 
     /// An API server's refusal of a create, in words (quota, RBAC, an invalid Pod).

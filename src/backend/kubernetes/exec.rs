@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::api::{api_error, attach_params, refused, STREAM_BUFFER};
 use super::exec_status::{exec_end, ExecEnd as StatusEnd};
 use super::pod::PodSandbox;
+use crate::backend::deadline_after;
 use crate::backend::kill_tree::{
     self, kill_tree_argv, parse_report, DRAIN_AFTER_KILL, KILL_BUDGET, TOKEN_VAR,
 };
@@ -426,11 +427,6 @@ fn feed_stdin(process: &mut AttachedProcess, input: Input) -> Option<JoinHandle<
 
 async fn hold(_writer: WriteHalf<SimplexStream>) {
     std::future::pending::<()>().await;
-}
-
-/// When a timeout expires; one too far away to represent is no timeout at all.
-pub(super) fn deadline_after(timeout: Option<Duration>) -> Option<tokio::time::Instant> {
-    timeout.and_then(|t| tokio::time::Instant::now().checked_add(t))
 }
 
 /// Copies output to the sink until it ends (`None`), the deadline passes, the token is

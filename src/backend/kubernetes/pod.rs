@@ -10,6 +10,7 @@ use kube::api::{Api, DeleteParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::api::{api_error, attach_params, sandbox_id};
+use super::manifest::network_policy_name;
 use crate::backend::{Backend, FileStat, NewEntry};
 use crate::error::Error;
 use crate::model::{ArchiveStream, ExecOutcome, ExecSpec, OutputSink};
@@ -112,7 +113,7 @@ impl PodSandbox {
     /// Deletes the sandbox's NetworkPolicy, which exists only for a sandbox without network.
     async fn delete_network_policy(&self) -> Result<()> {
         let policies: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), &self.namespace);
-        let name = format!("{}-no-network", self.pod);
+        let name = network_policy_name(sandbox_id(&self.pod));
         match policies.delete(&name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
