@@ -215,13 +215,13 @@ async fn session(socket: WebSocket, request: ExecRequest) {
         .and_then(|r| r.container.clone());
     let container = match (container, request.fault) {
         (Some(id), fault) if fault != Some(Fault::ContainerNotFound) => id,
-        _ => return container_not_found(sender, &request).await,
+        _ => return container_not_found(sender, receiver, &request).await,
     };
     let started = start_exec(&request, &container).await;
     let Some((exec_id, output, input)) = started else {
-        return container_not_found(sender, &request).await;
+        return container_not_found(sender, receiver, &request).await;
     };
-    let stdin_task = tokio::spawn(forward_input(
+    let mut stdin_task = tokio::spawn(forward_input(
         receiver,
         input,
         request.shared.clone(),
@@ -241,7 +241,29 @@ async fn session(socket: WebSocket, request: ExecRequest) {
         let _ = sender.send(Message::Binary(frame.into())).await;
     }
     let _ = sender.send(normal_close()).await;
-    stdin_task.abort();
+    // The closing handshake: the input task ends at the client's close (or its end of stream).
+    // Dropping the socket with the client's frames unread would reset the connection, and a
+    // reset can discard the status the client has not read yet.
+    let waited = tokio::time::timeout(CLOSE_WAIT, &mut stdin_task).await;
+    if waited.is_err() {
+        stdin_task.abort();
+    }
+}
+
+/// How long the fake waits for a client's side of the closing handshake.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads (and drops) what the client still sends until its close or its end of stream, or
+/// `CLOSE_WAIT`: the closing handshake, so the connection ends with a FIN and not a reset.
+async fn drain_until_closed(mut receiver: futures_util::stream::SplitStream<WebSocket>) {
+    let drain = async {
+        while let Some(Ok(message)) = receiver.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
 }
 
 /// A close frame with code 1000: kubectl's reader treats a close without a code (1005) as an
@@ -281,7 +303,11 @@ async fn start_exec(request: &ExecRequest, container: &str) -> Option<(String, O
 }
 
 /// What the real server says after the upgrade when the kubelet finds no such container.
-async fn container_not_found(mut sender: Sender, request: &ExecRequest) {
+async fn container_not_found(
+    mut sender: Sender,
+    receiver: futures_util::stream::SplitStream<WebSocket>,
+    request: &ExecRequest,
+) {
     let error = ApiError::internal(format!(
         "unable to upgrade connection: container not found (\"{}\")",
         request.container_name
@@ -290,6 +316,7 @@ async fn container_not_found(mut sender: Sender, request: &ExecRequest) {
     frame.extend_from_slice(error.to_status().to_string().as_bytes());
     let _ = sender.send(Message::Binary(frame.into())).await;
     let _ = sender.send(normal_close()).await;
+    drain_until_closed(receiver).await;
 }
 
 /// Sends the exec's output; `false` when the connection was dropped (by a fault or the client).
